@@ -1,0 +1,137 @@
+"""Intent-classification records with JSON answers, from hand-written multilingual templates.
+
+Generalization is measured, not memorization: a share of the templates and of the slot values
+(cities, museums, ...) is held out, and test utterances use only held-out ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from collections import Counter
+from pathlib import Path
+
+from domaintune.cli import InputError
+from domaintune.data.common import heldout, load_yaml, rng
+from domaintune.params import IntentData
+
+SLOT = re.compile(r"{(\w+)}")
+SINGLE_CONFIDENCE = 0.95
+MULTI_CONFIDENCE = 0.85
+
+
+def system_prompt(labels: list[str]) -> str:
+    return (
+        "Classify the user's travel message. Reply with JSON only: "
+        '{"primary_intent": <intent>, "confidence": <0-1>, "all_intents": [<intents>]}. '
+        f"Intents: {', '.join(labels)}."
+    )
+
+
+def answer(intents: list[str]) -> str:
+    conf = SINGLE_CONFIDENCE if len(intents) == 1 else MULTI_CONFIDENCE
+    return json.dumps({"primary_intent": intents[0], "confidence": conf, "all_intents": intents})
+
+
+class Templates:
+    """The parsed utterances file, checked: every slot used is defined, every label known."""
+
+    def __init__(self, path: str | Path):
+        raw = load_yaml(path, required=("intents",))
+        self.path = str(path)
+        self.slots: dict[str, list[str]] = raw.get("slots") or {}
+        self.localized: dict[str, dict[str, list[str]]] = raw.get("localized_slots") or {}
+        self.labels = list(raw["intents"])
+        # (intents, lang, template) triples
+        self.items: list[tuple[tuple[str, ...], str, str]] = []
+        for intent, by_lang in raw["intents"].items():
+            for lang, texts in (by_lang or {}).items():
+                for t in texts:
+                    self.items.append(((intent,), lang, self._check(t, lang, f"intents.{intent}.{lang}")))
+        for lang, entries in (raw.get("multi_intent") or {}).items():
+            for i, e in enumerate(entries):
+                where = f"multi_intent.{lang}[{i}]"
+                labels = e.get("intents") or []
+                unknown = [x for x in labels if x not in self.labels]
+                if len(labels) < 2 or unknown:
+                    raise InputError(f"{self.path}: {where}: needs 2+ known intents, got {labels}")
+                self.items.append((tuple(labels), lang, self._check(e.get("text", ""), lang, where)))
+
+    def _check(self, text: str, lang: str, where: str) -> str:
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"{self.path}: {where}: empty template")
+        for name in SLOT.findall(text):
+            if name not in self.slots and lang not in self.localized.get(name, {}):
+                raise InputError(f"{self.path}: {where}: slot {{{name}}} is not defined for language {lang!r}")
+        return text
+
+    def values(self, name: str, lang: str) -> list[str]:
+        return self.slots[name] if name in self.slots else self.localized[name][lang]
+
+
+def build_intents(cfg: IntentData, seed: int) -> tuple[list[dict], dict]:
+    """Return intent records (train and test) and counts for metrics/data.json."""
+    tpl = Templates(cfg.utterances)
+    r = rng(seed, "intents")
+    # Held-out templates per (intents, lang) group; held-out values per slot list.
+    groups: dict[tuple, list[str]] = {}
+    for intents, lang, text in tpl.items:
+        groups.setdefault((intents[0] if len(intents) == 1 else "multi", lang), []).append(text)
+    test_templates = set()
+    for texts in groups.values():
+        test_templates |= heldout(texts, cfg.heldout_template_share)
+    test_values = {}
+    for name, vals in tpl.slots.items():
+        test_values[(name, None)] = heldout(vals, cfg.heldout_slot_share)
+    for name, by_lang in tpl.localized.items():
+        for lang, vals in by_lang.items():
+            test_values[(name, lang)] = heldout(vals, cfg.heldout_slot_share)
+
+    def fill(text: str, lang: str, split: str) -> str:
+        def sub(m: re.Match) -> str:
+            name = m.group(1)
+            vals = tpl.values(name, lang)
+            held = test_values[(name, None if name in tpl.slots else lang)]
+            pool = [v for v in vals if (v in held) == (split == "test")] or vals
+            return r.choice(sorted(pool))
+        return SLOT.sub(sub, text)
+
+    records, seen, duplicates = [], set(), 0
+    by_split = {"train": cfg.examples_per_intent, "test": cfg.test_examples_per_intent}
+    for split, per_intent in by_split.items():
+        for label in tpl.labels:
+            single = [(i, lang, t) for i, lang, t in tpl.items if i == (label,) and (t in test_templates) == (split == "test")]
+            multi = [(i, lang, t) for i, lang, t in tpl.items if len(i) > 1 and i[0] == label and (t in test_templates) == (split == "test")]
+            langs = sorted({lang for _, lang, _ in single})
+            n_multi = round(per_intent * cfg.multi_intent_share) if multi else 0
+            for k in range(per_intent):
+                if k < n_multi:
+                    intents, lang, text = r.choice(multi)
+                else:
+                    lang = langs[k % len(langs)]  # stratified by language
+                    intents, _, text = r.choice([x for x in single if x[1] == lang])
+                utterance = fill(text, lang, split)
+                key = utterance.strip().lower().strip(string.punctuation + " ")
+                if key in seen:
+                    duplicates += 1
+                    continue
+                seen.add(key)
+                records.append({
+                    "id": f"intent-{split}-{len(records):05d}",
+                    "task": "intent", "lang": lang, "split": split,
+                    "messages": [
+                        {"role": "system", "content": system_prompt(tpl.labels)},
+                        {"role": "user", "content": utterance},
+                        {"role": "assistant", "content": answer(list(intents))},
+                    ],
+                    "meta": {"intent": intents[0], "all_intents": list(intents), "template_heldout": split == "test"},
+                })
+    stats = {
+        "labels": len(tpl.labels),
+        "templates": len(tpl.items),
+        "heldout_templates": len(test_templates),
+        "duplicates_removed": duplicates,
+        "by_lang": dict(sorted(Counter(x["lang"] for x in records).items())),
+    }
+    return records, stats

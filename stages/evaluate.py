@@ -1,0 +1,22 @@
+"""DVC stage: evaluate one model (base or the final specialist) on the held-out test set."""
+
+import argparse
+
+from domaintune.cli import run_stage
+from domaintune.evaluation.run import evaluate_model
+from domaintune.io import write_json
+from domaintune.params import load_params
+
+MODELS = {"base": "models/base", "instruct": "models/instruct", "specialist": "models/specialist"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model", choices=sorted(MODELS))
+    name = ap.parse_args().model
+    p = load_params()
+    write_json(f"evals/{name}.json", evaluate_model(MODELS[name], "data/processed/splits/test.jsonl", p))
+
+
+if __name__ == "__main__":
+    run_stage(main)
