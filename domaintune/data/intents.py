@@ -101,8 +101,9 @@ def build_intents(cfg: IntentData, seed: int) -> tuple[list[dict], dict]:
     by_split = {"train": cfg.examples_per_intent, "test": cfg.test_examples_per_intent}
     for split, per_intent in by_split.items():
         for label in tpl.labels:
-            single = [(i, lang, t) for i, lang, t in tpl.items if i == (label,) and (t in test_templates) == (split == "test")]
-            multi = [(i, lang, t) for i, lang, t in tpl.items if len(i) > 1 and i[0] == label and (t in test_templates) == (split == "test")]
+            pool = [x for x in tpl.items if (x[2] in test_templates) == (split == "test")]
+            single = [x for x in pool if x[0] == (label,)]
+            multi = [x for x in pool if len(x[0]) > 1 and x[0][0] == label]
             langs = sorted({lang for _, lang, _ in single})
             n_multi = round(per_intent * cfg.multi_intent_share) if multi else 0
             for k in range(per_intent):

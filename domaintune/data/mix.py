@@ -54,7 +54,10 @@ def mix(records: list[dict], cfg: MixParams, seed: int) -> tuple[dict[str, list[
     # Stage 2 replays general rows that stage 1 did not see first, then wraps around.
     specialist_train = picked + _take(general, n_general, start=len(instruct_train))
     r.shuffle(specialist_train)
-    n_gval_s = max(1, round(len(domain_val) * cfg.general_share / (1 - cfg.general_share))) if cfg.general_share < 1 else len(general_val)
+    # stage-2 validation keeps the training mix's share of general rows
+    n_gval_s = len(general_val)
+    if cfg.general_share < 1:
+        n_gval_s = max(1, round(len(domain_val) * cfg.general_share / (1 - cfg.general_share)))
     splits = {
         "instruct_train": instruct_train,
         "instruct_val": general_val,
@@ -78,7 +81,7 @@ def data_metrics(splits: dict[str, list[dict]], build_stats: dict[str, dict], mi
     return {
         "examples": {name: {"total": len(rows), "task": count(rows, "task"), "lang": count(rows, "lang")}
                      for name, rows in splits.items()},
-        "test_intents": dict(sorted(Counter(x["meta"]["intent"] for x in splits["test"] if x["task"] == "intent").items())),
+        "test_intents": count([x["meta"] for x in splits["test"] if x["task"] == "intent"], "intent"),
         "mix": {"specialist_general_share": sum(x["task"] == "general" for x in spec) / n,
                 "specialist_domain_share": sum(x["task"] in DOMAIN_TASKS for x in spec) / n},
         "duplicates_removed": sum(s.get("duplicates_removed", 0) for s in build_stats.values()),

@@ -29,7 +29,8 @@ ASKS = [
 NO_TOOL = [
     ("Convert {c} degrees Celsius to Fahrenheit.", lambda c: f"{c} °C is {c * 9 / 5 + 32:g} °F."),
     ("Is {c}°C warm enough for the beach?",
-     lambda c: "Yes, that is comfortable beach weather." if c >= 24 else "It is on the cool side for swimming; bring a layer."),
+     lambda c: "Yes, that is comfortable beach weather." if c >= 24
+     else "It is on the cool side for swimming; bring a layer."),
 ]
 
 

@@ -51,7 +51,8 @@ def load_catalog(catalog: str | Path, travelers: str | Path) -> tuple[list[dict]
     dests = load_yaml(catalog, required=("destinations",))["destinations"]
     types = load_yaml(travelers, required=("travelers",))["travelers"]
     for i, d in enumerate(dests):
-        for key in ("name", "currency", "best_months", "best_reason", "daily_cost_usd", "attractions", "stay_areas", "customs"):
+        for key in ("name", "currency", "best_months", "best_reason", "daily_cost_usd", "attractions",
+                    "stay_areas", "customs"):
             if key not in d:
                 raise InputError(f"{catalog}: destinations[{i}] ({d.get('name', '?')}): missing key {key!r}")
         if len(d["attractions"]) < 3:

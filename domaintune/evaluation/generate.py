@@ -29,7 +29,7 @@ def generate(model, tok, prompts: list[str], max_new_tokens: int, batch_size: in
         gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         new = gen[:, enc["input_ids"].shape[1]:]
-        for i, ids in zip(idx, new):
+        for i, ids in zip(idx, new, strict=True):
             out[i] = tok.decode(ids, skip_special_tokens=True).strip()
     return out
 

@@ -32,12 +32,12 @@ def score_intents(outputs: list[str], records: list[dict], labels: list[str]) ->
     parsed = [parse_intent(o, labels) for o in outputs]
     pred = [p["primary_intent"] if p else "<invalid>" for p in parsed]
     per_intent, per_lang = defaultdict(list), defaultdict(list)
-    for g, p, r in zip(gold, pred, records):
+    for g, p, r in zip(gold, pred, records, strict=True):
         per_intent[g].append(g == p)
         per_lang[r["lang"]].append(g == p)
     n = max(1, len(gold))
     return {
-        "accuracy": sum(g == p for g, p in zip(gold, pred)) / n,
+        "accuracy": sum(g == p for g, p in zip(gold, pred, strict=True)) / n,
         "macro_f1": float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)),
         "json_valid_rate": sum(p is not None for p in parsed) / n,
         "per_intent": {k: sum(v) / len(v) for k, v in sorted(per_intent.items())},

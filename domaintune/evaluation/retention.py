@@ -14,7 +14,7 @@ def probe_correct(output: str, answers: list[str]) -> bool:
 def score_probes(outputs: list[str], records: list[dict]) -> dict:
     by_kind = defaultdict(list)
     hits = []
-    for out, r in zip(outputs, records):
+    for out, r in zip(outputs, records, strict=True):
         ok = probe_correct(out, r["meta"]["answers"])
         hits.append(ok)
         by_kind[r["meta"]["kind"]].append(ok)

@@ -21,6 +21,11 @@ def _sample(rows: list[dict], n: int, seed: int, name: str) -> list[dict]:
     return rows[:n]
 
 
+def _samples(records: list[dict], outputs: list[str], n: int = 5) -> list[dict]:
+    """A few raw answers kept next to the numbers, so a reader can see what was scored."""
+    return [{"input": r["messages"][-2]["content"], "output": o} for r, o in zip(records[:n], outputs[:n], strict=True)]
+
+
 def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> dict:
     test = read_jsonl(test_path)
     t = time.perf_counter()
@@ -42,8 +47,5 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> d
         "intent": score_intents(intent_out, intents, labels),
         "probes": score_probes(probe_out, probes),
         "latency": latency,
-        "samples": {
-            "intent": [{"input": r["messages"][-2]["content"], "output": o} for r, o in zip(intents[:5], intent_out)],
-            "probes": [{"input": r["messages"][-2]["content"], "output": o} for r, o in zip(probes[:5], probe_out)],
-        },
+        "samples": {"intent": _samples(intents, intent_out), "probes": _samples(probes, probe_out)},
     }

@@ -90,6 +90,15 @@ def _ensure_pad_token(tok: PreTrainedTokenizerBase) -> None:
     )
 
 
+def finalize_tokenizer(tok: PreTrainedTokenizerBase, source: str) -> PreTrainedTokenizerBase:
+    """A pad token distinct from end-of-turn, and a chat template that renders tools."""
+    _ensure_pad_token(tok)
+    tok.chat_template = with_tool_support(tok.chat_template)
+    if not tok.chat_template:
+        raise InputError(f"model.source: {source} has no chat template; use an instruct model")
+    return tok
+
+
 def load_base(params: ModelParams) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     if params.source == EMBEDDED:
         model, tok = _load_embedded(params)
@@ -99,10 +108,7 @@ def load_base(params: ModelParams) -> tuple[torch.nn.Module, PreTrainedTokenizer
             os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
             os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
         model, tok = _load_pretrained(params)
-    _ensure_pad_token(tok)
-    tok.chat_template = with_tool_support(tok.chat_template)
-    if not tok.chat_template:
-        raise InputError(f"model.source: {params.source} has no chat template; use an instruct model")
+    finalize_tokenizer(tok, params.source)
     model.config.pad_token_id = tok.pad_token_id
     model.generation_config = GenerationConfig(
         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,

@@ -23,7 +23,9 @@ def _render(tok: PreTrainedTokenizerBase, messages: list[dict], tools: list | No
     return tok.apply_chat_template(messages, tools=tools or None, tokenize=False, add_generation_prompt=gen_prompt)
 
 
-def assistant_spans(tok: PreTrainedTokenizerBase, messages: list[dict], tools: list | None = None) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(
+    tok: PreTrainedTokenizerBase, messages: list[dict], tools: list | None = None
+) -> tuple[str, list[tuple[int, int]]]:
     """Render ``messages`` and return the text with the (start, end) character spans of assistant turns."""
     messages = to_chat(messages)
     text = _render(tok, messages, tools, False)

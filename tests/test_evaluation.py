@@ -1,0 +1,60 @@
+import math
+
+from domaintune.evaluation.intent import parse_intent, score_intents
+from domaintune.evaluation.latency import percentile
+from domaintune.evaluation.retention import probe_correct, score_probes
+from domaintune.evaluation.summary import summarize
+
+LABELS = ["greeting", "weather", "restaurant"]
+
+
+def test_parse_intent_accepts_schema_and_rejects_the_rest():
+    ok = parse_intent('{"primary_intent": "weather", "confidence": 0.9, "all_intents": ["weather"]}', LABELS)
+    assert ok["primary_intent"] == "weather"
+    assert parse_intent('Sure! {"primary_intent": "weather", "confidence": 1, "all_intents": []} done', LABELS)
+    assert parse_intent('{"primary_intent": "flights", "confidence": 0.9, "all_intents": []}', LABELS) is None
+    assert parse_intent('{"primary_intent": "weather", "confidence": 1.5, "all_intents": []}', LABELS) is None
+    assert parse_intent('{"primary_intent": "weather"}', LABELS) is None
+    assert parse_intent("weather", LABELS) is None
+
+
+def rec(intent, lang):
+    return {"meta": {"intent": intent}, "lang": lang}
+
+
+def test_score_intents_counts_invalid_answers_as_wrong():
+    good = '{"primary_intent": "%s", "confidence": 0.9, "all_intents": ["%s"]}'
+    outs = [good % ("weather", "weather"), good % ("greeting", "greeting"), "no idea", good % ("weather", "weather")]
+    recs = [rec("weather", "en"), rec("greeting", "tr"), rec("restaurant", "en"), rec("restaurant", "tr")]
+    m = score_intents(outs, recs, LABELS)
+    assert m["accuracy"] == 0.5
+    assert m["json_valid_rate"] == 0.75
+    assert m["per_language"] == {"en": 0.5, "tr": 0.5}
+    assert m["per_intent"]["restaurant"] == 0.0
+    # F1: weather 2/3 (1 tp, 1 fp), greeting 1, restaurant 0
+    assert math.isclose(m["macro_f1"], (2 / 3 + 1 + 0) / 3)
+
+
+def test_probe_answers_match_whole_words_only():
+    assert probe_correct("The capital is Lima.", ["Lima"])
+    assert probe_correct("6 times 2 is 12.", ["12"])
+    assert not probe_correct("It is 120.", ["12"])
+    assert not probe_correct("1.12", ["12"])
+    assert probe_correct("Seven days", ["7", "seven"])
+    recs = [{"meta": {"answers": ["Lima"], "kind": "capital"}}, {"meta": {"answers": ["4"], "kind": "arithmetic"}}]
+    assert score_probes(["Lima", "5"], recs)["score"] == 0.5
+
+
+def test_summary_retention_is_final_over_base():
+    def ev(acc, probes):
+        return {"intent": {"accuracy": acc, "macro_f1": acc, "json_valid_rate": 1.0, "per_language": {}},
+                "probes": {"score": probes, "per_kind": {}, "examples": 10}, "latency": {"classify_p50_ms": 1.0}}
+    s = summarize(ev(0.1, 0.5), ev(0.9, 0.45))
+    assert math.isclose(s["retention"]["retention"], 0.9)
+    assert math.isclose(s["intent"]["accuracy_gain"], 0.8)
+    assert s["intent"]["base"]["accuracy"] == 0.1
+
+
+def test_percentile():
+    assert percentile([10.0, 20.0, 30.0, 40.0, 50.0], 50) == 30.0
+    assert percentile([7.0], 95) == 7.0
