@@ -71,3 +71,14 @@ def test_stage_stops_before_loading_anything(in_repo_copy, root):
     assert proc.returncode == 2
     assert "model.source" in proc.stderr and "bogus" in proc.stderr
     assert not (in_repo_copy / "models").exists()
+
+
+def test_unreachable_hub_model_fails_fast_with_a_way_out(in_repo_copy, root):
+    write_params(in_repo_copy / "params.yaml", **{"model.source": "domaintune-tests/no-such-model"})
+    proc = subprocess.run([sys.executable, "-m", "stages.prepare_base"], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "HOME": str(in_repo_copy)},
+                          timeout=120)
+    assert proc.returncode == 2
+    assert "could not fetch 'domaintune-tests/no-such-model'" in proc.stderr
+    assert "--local-dir" in proc.stderr and "set model.source to that directory" in proc.stderr
+    assert not (in_repo_copy / "models").exists()
