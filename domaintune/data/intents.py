@@ -21,12 +21,14 @@ SINGLE_CONFIDENCE = 0.95
 MULTI_CONFIDENCE = 0.85
 
 
+# Short on purpose: the fine-tuned model learns the label set from data, and every prompt
+# token costs classification latency in serving and compute in training. (Listing the 15
+# labels here made each example 1.8x longer; the base model scored 0% with and without it.)
+SYSTEM_PROMPT = 'Classify the travel message. Reply with JSON: {"primary_intent", "confidence", "all_intents"}.'
+
+
 def system_prompt(labels: list[str]) -> str:
-    return (
-        "Classify the user's travel message. Reply with JSON only: "
-        '{"primary_intent": <intent>, "confidence": <0-1>, "all_intents": [<intents>]}. '
-        f"Intents: {', '.join(labels)}."
-    )
+    return SYSTEM_PROMPT
 
 
 def answer(intents: list[str]) -> str:
