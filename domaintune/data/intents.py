@@ -27,10 +27,6 @@ MULTI_CONFIDENCE = 0.85
 SYSTEM_PROMPT = 'Classify the travel message. Reply with JSON: {"primary_intent", "confidence", "all_intents"}.'
 
 
-def system_prompt(labels: list[str]) -> str:
-    return SYSTEM_PROMPT
-
-
 def answer(intents: list[str]) -> str:
     conf = SINGLE_CONFIDENCE if len(intents) == 1 else MULTI_CONFIDENCE
     return json.dumps({"primary_intent": intents[0], "confidence": conf, "all_intents": intents})
@@ -124,7 +120,7 @@ def build_intents(cfg: IntentData, seed: int) -> tuple[list[dict], dict]:
                     "id": f"intent-{split}-{len(records):05d}",
                     "task": "intent", "lang": lang, "split": split,
                     "messages": [
-                        {"role": "system", "content": system_prompt(tpl.labels)},
+                        {"role": "system", "content": SYSTEM_PROMPT},
                         {"role": "user", "content": utterance},
                         {"role": "assistant", "content": answer(list(intents))},
                     ],
