@@ -19,13 +19,7 @@ from domaintune.records import validate_record
 
 @pytest.fixture(scope="module")
 def params(root):
-    import os
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        yield load_params()
-    finally:
-        os.chdir(cwd)
+    return load_params(root / "params.yaml")
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +57,7 @@ def test_intent_test_split_uses_only_heldout_templates_and_values(params):
     city_test = heldout(tpl.slots["city"], cfg.heldout_slot_share)
     city_train = set(tpl.slots["city"]) - city_test
     for r in test:
-        assert not any(c in r["messages"][1]["content"] for c in city_train if len(c) > 5), r
+        assert not any(re.search(rf"\b{re.escape(c)}\b", r["messages"][1]["content"]) for c in city_train), r
     assert all(json.loads(r["messages"][2]["content"])["primary_intent"] == r["meta"]["intent"] for r in records)
     assert stats["heldout_templates"] > 0
 
