@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PARAMS_FILE = "params.yaml"
 EMBEDDED = "embedded"
@@ -56,10 +56,20 @@ class GeneralData(Strict):
 class TravelData(Strict):
     catalog: str
     travelers: str
-    inr_per_usd: Annotated[float, Field(gt=0.0)]
+    currencies: Annotated[dict[Annotated[str, Field(pattern=r"^[A-Z]{3}$")], Annotated[float, Field(gt=0.0)]],
+                          Field(min_length=1, description="units per USD; fixed so same params give same bytes")]
     examples: PosInt
     test_fraction: Fraction
     followup_share: Fraction
+    clarify_share: Fraction
+    compare_share: Fraction
+    tight_budget_share: Fraction
+
+    @model_validator(mode="after")
+    def _kinds(self) -> TravelData:
+        if self.clarify_share + self.compare_share > 1:
+            raise ValueError("clarify_share + compare_share must not exceed 1")
+        return self
 
 
 class IntentData(Strict):
@@ -72,6 +82,8 @@ class IntentData(Strict):
 
 
 class ToolData(Strict):
+    schema_file: str
+    catalog: str
     examples: PosInt
     test_fraction: Fraction
     no_tool_share: Fraction
@@ -86,6 +98,7 @@ class DataParams(Strict):
 
 class MixParams(Strict):
     val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)]
+    near_dup_threshold: Annotated[float, Field(gt=0.0, le=1.0)]
     instruct_examples: PosInt
     specialist_examples: PosInt
     general_share: Fraction

@@ -6,11 +6,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 TASKS = ("general", "travel", "intent", "tool", "probe")
+# The travel intent taxonomy: data builders, validation, evaluation and serving share it.
+INTENTS = ("greeting", "restaurant", "attraction", "transportation", "weather", "events", "neighborhood",
+           "shopping", "hidden_gems", "airport_transport", "route_planning", "museum_route_planning",
+           "gps_route_planning", "nearby_locations", "general")
 
 
 class FunctionCall(BaseModel):
@@ -79,7 +84,27 @@ class Record(BaseModel):
             if m.tool_calls:
                 pending_calls = len(m.tool_calls)
             prev = m.role
+        if self.task == "intent":
+            _check_intent_answer(self.messages[-1].content)
         return self
+
+
+def _check_intent_answer(content: str) -> None:
+    """An intent target must be the JSON the classifier is trained to emit, with known labels."""
+    try:
+        obj = json.loads(content)
+    except json.JSONDecodeError:
+        raise ValueError("intent answer is not JSON") from None
+    if not isinstance(obj, dict) or set(obj) != {"primary_intent", "confidence", "all_intents"}:
+        raise ValueError("intent answer needs exactly primary_intent, confidence, all_intents")
+    labels = obj["all_intents"]
+    if not isinstance(labels, list) or not labels or obj["primary_intent"] != labels[0]:
+        raise ValueError("all_intents must be a non-empty list starting with primary_intent")
+    unknown = [x for x in labels if x not in INTENTS]
+    if unknown:
+        raise ValueError(f"unknown intent labels {unknown}")
+    if not isinstance(obj["confidence"], int | float) or not 0 <= obj["confidence"] <= 1:
+        raise ValueError("confidence must be a number in [0, 1]")
 
 
 class RecordError(ValueError):

@@ -64,3 +64,18 @@ def test_tool_template_renders_plain_chats_like_the_original(tokenizer):
 
 def test_pad_token_differs_from_end_of_turn(tokenizer):
     assert tokenizer.pad_token_id is not None and tokenizer.pad_token_id != tokenizer.eos_token_id
+
+
+def test_mix_stage_lengths_are_the_lengths_training_sees(tokenizer, root, monkeypatch):
+    """The mix stage filters on token_lengths; training tokenizes with tokenize_with_mask. They must agree."""
+    from domaintune.data.lengths import token_lengths
+    from domaintune.data.tools import build_tools
+    from domaintune.data.travel import build_travel
+    from domaintune.params import load_params
+
+    monkeypatch.chdir(root)
+    p = load_params(root / "params.yaml")
+    rows = build_tools(p.data.tools, p.seed)[0][:15] + build_travel(p.data.travel, p.seed)[0][:15]
+    expected = [len(tokenize_with_mask(tokenizer, r["messages"], r.get("tools"))["input_ids"]) for r in rows]
+    assert token_lengths(tokenizer, rows, batch=7) == expected
+    assert max(expected) > 400  # tool schemas and travel plans, not toy rows

@@ -1,20 +1,24 @@
 """Data builders on the real raw data: determinism, held-out splits, checkable answers."""
 
+import datetime as dt
 import hashlib
 import json
+import random
 import re
 
 import pytest
 
 from domaintune.cli import InputError
+from domaintune.data.catalog import load_catalog
 from domaintune.data.common import heldout
+from domaintune.data.dedup import near_duplicates
 from domaintune.data.general import build_probes, read_alpaca
 from domaintune.data.intents import SLOT, Templates, build_intents
 from domaintune.data.mix import content_key, mix
-from domaintune.data.tools import build_tools
+from domaintune.data.tools import build_tools, resolve
 from domaintune.data.travel import build_travel, money
 from domaintune.params import load_params
-from domaintune.records import validate_record
+from domaintune.records import RecordError, validate_record
 
 
 @pytest.fixture(scope="module")
@@ -65,25 +69,82 @@ def test_intent_test_split_uses_only_heldout_templates_and_values(params):
 def test_undefined_slot_is_reported_with_location(tmp_path):
     bad = tmp_path / "u.yaml"
     bad.write_text('slots: {city: ["Rome"]}\nintents:\n  weather:\n    en: ["Rain in {town}?"]\n')
-    with pytest.raises(InputError, match=r"u.yaml: intents.weather.en: slot \{town\} is not defined"):
+    with pytest.raises(InputError, match=r"u.yaml:4: intents.weather.en\[0\]: slot \{town\} is not defined"):
         Templates(bad)
     assert SLOT.findall("{a} and {b}") == ["a", "b"]
 
 
-def test_travel_budgets_add_up_and_places_exist(params):
-    records, _ = build_travel(params.data.travel, params.seed)
-    for r in records:
+def plan_items(text):
+    return re.findall(r"^- (?:Stay|Food|Local transport|Activities and entry fees): (.+)$", text, re.M)
+
+
+def test_travel_budgets_add_up_and_places_exist(params, root):
+    cfg = params.data.travel
+    records, stats = build_travel(cfg, params.seed)
+    dests, _ = load_catalog(cfg.catalog, cfg.travelers)
+    catalog_places = {p.name for d in dests for p in d.attractions} | {a.name for d in dests for a in d.stay_areas}
+    plans = [r for r in records if r["meta"]["kind"] != "compare"]
+    for r in plans:
         m, text = r["meta"], r["messages"][-1]["content"]
         assert m["total"] <= m["budget"]
-        items = re.findall(r"^- (?:Stay|Food|Local transport|Activities and entry fees): (.+)$", text, re.M)
+        items = plan_items(text)
         assert len(items) == 4
         assert sum(int(re.sub(r"\D", "", x)) for x in items) == m["total"]
-        assert all(p in text for p in m["places"])
-    followups = sum(r["meta"]["followup"] for r in records) / len(records)
-    assert abs(followups - params.data.travel.followup_share) < 0.1
-    test_dests = {r["meta"]["destination"] for r in records if r["split"] == "test"}
-    train_dests = {r["meta"]["destination"] for r in records if r["split"] == "train"}
-    assert test_dests and not test_dests & train_dests
+        assert all(p in text and p in catalog_places for p in m["places"])
+        assert len(re.findall(r"^Day \d+:", text, re.M)) == m["plan_days"]
+        if m["tier"] is None:  # budget too small: said so, and a shorter plan that fits
+            assert m["plan_days"] < m["days"] and text.startswith("Honest answer")
+    assert {r["meta"]["tier"] is None for r in plans} == {True, False}
+    followups = sum(r["meta"]["followup"] for r in plans) / len(plans)
+    assert abs(followups - cfg.followup_share) < 0.1
+    visited = {split: {p for r in plans if r["split"] == split for p in r["meta"]["places"]}
+               for split in ("train", "test")}
+    assert visited["test"] and not visited["train"] & visited["test"]
+    country = {d.name: d.country for d in dests}
+    train_countries = {country[n] for r in records if r["split"] == "train"
+                       for n in r["meta"].get("destinations", [r["meta"].get("destination")])}
+    assert set(stats["heldout"]["countries"]) and not train_countries & set(stats["heldout"]["countries"])
+    assert set(stats["by_kind"]) == {"plan", "clarify", "compare"} and min(stats["by_kind"].values()) > 0
+
+
+def test_clarifying_dialogues_ask_only_for_what_is_missing(params):
+    records, _ = build_travel(params.data.travel, params.seed)
+    dialogues = [r for r in records if r["meta"]["kind"] == "clarify"]
+    assert dialogues
+    for r in dialogues:
+        roles = [m["role"] for m in r["messages"]]
+        assert roles == ["system", "user", "assistant", "user", "assistant"]
+        opener, question, reply = (r["messages"][i]["content"] for i in (1, 2, 3))
+        assert question.endswith("?") and "budget" in question and "Day 1" not in question
+        assert ("how many days" in question) == (str(r["meta"]["days"]) + "-day" not in opener
+                                                  and f"for {r['meta']['days']} days" not in opener)
+        assert str(r["meta"]["budget"])[:1] in reply and r["meta"]["currency"] in reply
+
+
+def test_comparisons_pick_the_better_match(params):
+    cfg = params.data.travel
+    records, _ = build_travel(cfg, params.seed)
+    dests, types = load_catalog(cfg.catalog, cfg.travelers)
+    by_name, by_id = {d.name: d for d in dests}, {t.id: t for t in types}
+    compares = [r for r in records if r["meta"]["kind"] == "compare"]
+    assert compares
+    for r in compares:
+        m = r["meta"]
+        who = by_id[m["traveler"]]
+        score = {n: len(set(who.preferred_tags) & set(by_name[n].tags)) for n in m["destinations"]}
+        a, b = m["destinations"]
+        assert a != b and f"My pick: {m['winner']}" in r["messages"][-1]["content"]
+        assert score[m["winner"]] == max(score.values())
+
+
+def test_travel_catalog_errors_name_file_and_line(tmp_path, root):
+    text = (root / "data/raw/travel/destinations.yaml").read_text()
+    bad = tmp_path / "d.yaml"
+    bad.write_text(text.replace("best_months: [3, 4, 10, 11]", "best_months: [3, 4, 13, 11]", 1))
+    line = next(i for i, x in enumerate(bad.read_text().splitlines(), 1) if "[3, 4, 13, 11]" in x)
+    where = rf"d.yaml:{line}: destinations\[0\].best_months\[2\]"
+    with pytest.raises(InputError, match=where + ": .*less than or equal to 12"):
+        load_catalog(bad, root / "data/raw/travel/travelers.yaml")
 
 
 def test_indian_digit_grouping():
@@ -91,21 +152,38 @@ def test_indian_digit_grouping():
     assert money(12345678, "INR") == "INR 1,23,45,678"
     assert money(950, "INR") == "INR 950"
     assert money(2500, "USD") == "USD 2,500"
+    assert money(1234.4, "EUR") == "EUR 1,234"
 
 
 def test_tool_calls_resolve_relative_dates(params):
-    records, _ = build_tools(params.data.tools, params.seed)
+    records, stats = build_tools(params.data.tools, params.seed)
     calls = [r for r in records if r["meta"]["call"]]
     assert calls and len(calls) < len(records)
     for r in calls:
-        today = re.search(r"Today is \w+, (\d{4}-\d\d-\d\d)", r["messages"][0]["content"]).group(1)
+        system = r["messages"][0]["content"]
+        today = dt.date.fromisoformat(re.search(r"Today is \w+, (\d{4}-\d\d-\d\d)", system).group(1))
         asked = r["messages"][1]["content"]
-        date = r["meta"]["call"]["arguments"]["date"]
+        date = dt.date.fromisoformat(r["meta"]["call"]["arguments"]["date"])
+        assert r["messages"][2]["tool_calls"][0]["function"]["arguments"] == r["meta"]["call"]["arguments"]
+        assert r["messages"][3]["role"] == "tool" and str(date) in r["messages"][-1]["content"]
         if "tomorrow" in asked and "after" not in asked:
-            from datetime import date as d
-            from datetime import timedelta
-            assert date == (d.fromisoformat(today) + timedelta(days=1)).isoformat()
-        assert date >= today
+            assert date == today + dt.timedelta(days=1)
+        assert 0 <= (date - today).days <= 7
+    for r in records:
+        if not r["meta"]["call"]:  # no tool needed, none called
+            assert [m["role"] for m in r["messages"]] == ["system", "user", "assistant"]
+    assert stats["by_kind"]["climate"] > 0 and stats["by_kind"]["convert"] > 0
+
+
+@pytest.mark.parametrize("today,when,expected", [
+    ("2026-11-20", "this weekend", "2026-11-21"),  # Friday -> Saturday
+    ("2026-11-22", "this weekend", "2026-11-22"),  # Sunday -> today
+    ("2026-11-22", "on Sunday", "2026-11-29"),     # a weekday named on that day means next week
+    ("2026-11-22", "tonight", "2026-11-22"),
+    ("2026-12-31", "the day after tomorrow", "2027-01-02"),
+])
+def test_relative_dates(today, when, expected):
+    assert resolve(when, dt.date.fromisoformat(today)).isoformat() == expected
 
 
 def test_probes_have_exact_answers_and_are_all_test(params):
@@ -119,11 +197,16 @@ def test_probes_have_exact_answers_and_are_all_test(params):
         assert p["meta"]["answers"] == [str(expect)]
 
 
-def test_malformed_alpaca_row_names_the_row(tmp_path):
+def test_malformed_alpaca_row_names_file_line_and_row(tmp_path):
     f = tmp_path / "a.json"
-    f.write_text('[{"instruction": "x", "output": "y"}, {"instruction": "x"}]')
-    with pytest.raises(InputError, match=r"a.json: row 1: 'output' missing"):
+    f.write_text('[\n  {"instruction": "x", "output": "y"},\n  {"instruction": "x",\n   "input": ""}\n]')
+    with pytest.raises(InputError, match=r"a.json:3: row 1: 'output' missing"):
         read_alpaca(f)
+
+
+def chat(i, q, split="train", task="general"):
+    return {"id": f"g{i}", "task": task, "lang": "en", "split": split,
+            "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": f"a{i}"}]}
 
 
 def test_mix_keeps_test_out_of_training_and_honours_shares(params):
@@ -131,10 +214,12 @@ def test_mix_keeps_test_out_of_training_and_honours_shares(params):
     for build, cfg in ((build_intents, params.data.intents), (build_travel, params.data.travel),
                        (build_tools, params.data.tools)):
         records += build(cfg, params.seed)[0]
-    general = [{"id": f"g{i}", "task": "general", "lang": "en", "split": "train" if i % 10 else "test",
-                "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+    general = [chat(i, f"Write a short poem about the number {i * 7919}.", "train" if i % 10 else "test")
                for i in range(600)]
-    splits, stats = mix(records + general, params.mix, params.seed)
+    records += general
+    lengths = {x["id"]: 100 for x in records}
+    max_length = {"instruct": 256, "specialist": 1024}
+    splits, stats = mix(records, lengths, max_length, params.mix, params.seed)
     test_keys = {content_key(x) for x in splits["test"]}
     for name in ("instruct_train", "instruct_val", "specialist_train", "specialist_val"):
         assert not test_keys & {content_key(x) for x in splits[name]}, name
@@ -144,4 +229,54 @@ def test_mix_keeps_test_out_of_training_and_honours_shares(params):
     share = sum(x["task"] == "general" for x in spec) / len(spec)
     assert abs(share - params.mix.general_share) < 0.01
     assert all(x["split"] == "test" for x in splits["test"])
-    assert stats["domain_shortfall"] == 0
+    assert stats["domain_shortfall"] == 0 and stats["too_long_removed"] == {"instruct": 0, "specialist": 0}
+    again, _ = mix(records, lengths, max_length, params.mix, params.seed)
+    assert digest(again) == digest(splits)
+
+
+def test_mix_removes_duplicates_and_overlong_rows_and_counts_them(params):
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november".split()
+    r = random.Random(0)
+    rows = [chat(i, "Write a short story for children about " + " ".join(r.sample(words, 8))) for i in range(200)]
+    seventh = rows[7]["messages"][0]["content"]
+    sky = "Explain why the sky is blue to a ten year old, in simple words and with one everyday example."
+    rows += [chat(900, sky, "test"),
+             chat(901, sky + " Thanks"),                            # near copy of a test row
+             chat(902, seventh.upper() + "!"),                      # exact copy once normalized
+             chat(903, seventh + " ok")]                            # near duplicate
+    lengths = {x["id"]: 100 for x in rows}
+    lengths["g5"] = lengths["g6"] = 300     # too long for stage 1 only
+    lengths["g8"] = 5000                    # too long for both
+    splits, stats = mix(rows, lengths, {"instruct": 256, "specialist": 1024}, params.mix, params.seed)
+    trained = {x["id"] for name in ("instruct_train", "instruct_val", "specialist_train", "specialist_val")
+               for x in splits[name]}
+    assert not trained & {"g901", "g902", "g903", "g8"}
+    assert stats["duplicates_removed"] == {"exact": 1, "near": 2, "train_matching_test": 1}
+    assert stats["too_long_removed"] == {"instruct": 3, "specialist": 1}
+    assert not {"g5", "g6"} & {x["id"] for x in splits["instruct_train"] + splits["instruct_val"]}
+    assert [x["id"] for x in splits["test"]] == ["g900"]
+
+
+def test_near_duplicates_keep_meaningful_differences():
+    texts = ["what is 12 + 5", "what is 12 - 5", "find a restaurant in paris", "find a restaurant in rome",
+             "hello there", "hello there"]
+    assert near_duplicates(texts, 0.9) == [None, None, None, None, None, 4]
+
+
+def test_intent_answers_must_use_known_labels():
+    row = {"id": "x", "task": "intent", "lang": "en", "split": "train",
+           "messages": [{"role": "user", "content": "hi"},
+                        {"role": "assistant", "content": json.dumps(
+                            {"primary_intent": "greetings", "confidence": 0.9, "all_intents": ["greetings"]})}]}
+    with pytest.raises(RecordError, match="unknown intent labels"):
+        validate_record(row, "x")
+    row["messages"][1]["content"] = json.dumps({"primary_intent": "greeting", "confidence": 0.9,
+                                                "all_intents": ["greeting"]})
+    validate_record(row, "x")
+
+
+def test_unknown_intent_in_utterances_file_is_reported(tmp_path):
+    bad = tmp_path / "u.yaml"
+    bad.write_text('intents:\n  greeting:\n    en: ["hi"]\n  greetingz:\n    en: ["hello"]\n')
+    with pytest.raises(InputError, match=r"u.yaml:4: intents.greetingz: unknown intent 'greetingz'"):
+        Templates(bad)

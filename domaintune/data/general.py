@@ -7,19 +7,38 @@ all held out: none is ever trained on.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from domaintune.cli import InputError
-from domaintune.data.common import load_yaml, rng, stable_hash
+from domaintune.data.common import load_checked, rng, stable_hash
 from domaintune.params import GeneralData
 
 PROBE_SUFFIX = " Answer briefly."
 
 
+def _row_lines(text: str) -> Iterator[tuple[int, object]]:
+    """Yield (line, value) for each element of a top-level JSON list, so errors can cite lines."""
+    dec = json.JSONDecoder()
+    i = text.index("[") + 1
+    while True:
+        while i < len(text) and text[i] in " \t\r\n,":
+            i += 1
+        if i >= len(text) or text[i] == "]":
+            return
+        value, end = dec.raw_decode(text, i)
+        yield text.count("\n", 0, i) + 1, value
+        i = end
+
+
 def read_alpaca(path: str | Path) -> list[dict]:
-    """Read an Alpaca JSON list; a malformed row stops with its index and the reason."""
+    """Read an Alpaca JSON list; a malformed row stops with ``file:line``, its index and the reason."""
     try:
-        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        rows = json.loads(text)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found (data.general.alpaca_path)") from None
     except json.JSONDecodeError as e:
@@ -27,13 +46,17 @@ def read_alpaca(path: str | Path) -> list[dict]:
     if not isinstance(rows, list):
         raise InputError(f"{path}: expected a JSON list of {{instruction, input, output}} rows")
     for i, row in enumerate(rows):
+        problem = None
         if not isinstance(row, dict):
-            raise InputError(f"{path}: row {i}: expected an object, got {type(row).__name__}")
-        for key in ("instruction", "output"):
-            if not isinstance(row.get(key), str):
-                raise InputError(f"{path}: row {i}: {key!r} missing or not a string")
-        if not isinstance(row.get("input", ""), str):
-            raise InputError(f"{path}: row {i}: 'input' is not a string")
+            problem = f"expected an object, got {type(row).__name__}"
+        elif not isinstance(row.get("instruction"), str) or not isinstance(row.get("output"), str):
+            key = "instruction" if not isinstance(row.get("instruction"), str) else "output"
+            problem = f"{key!r} missing or not a string"
+        elif not isinstance(row.get("input", ""), str):
+            problem = "'input' is not a string"
+        if problem:
+            line = next(n for k, (n, _) in enumerate(_row_lines(text)) if k == i)
+            raise InputError(f"{path}:{line}: row {i}: {problem}")
     return rows
 
 
@@ -70,6 +93,19 @@ def build_alpaca(cfg: GeneralData, seed: int) -> tuple[list[dict], dict]:
     return records, stats
 
 
+class Fact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    q: Annotated[str, Field(min_length=3)]
+    a: Annotated[str, Field(min_length=1)]
+    alt: list[str] = []
+
+
+class ProbeFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    capitals: dict[str, Annotated[str, Field(min_length=1)]]
+    facts: list[Fact]
+
+
 def _probe(i: int, kind: str, question: str, answers: list[str]) -> dict:
     return {"id": f"probe-{i:05d}", "task": "probe", "lang": "en", "split": "test",
             "messages": [{"role": "user", "content": question + PROBE_SUFFIX},
@@ -78,15 +114,13 @@ def _probe(i: int, kind: str, question: str, answers: list[str]) -> dict:
 
 
 def build_probes(probes_file: str | Path, n: int, seed: int) -> list[dict]:
-    raw = load_yaml(probes_file, required=("capitals", "facts"))
+    raw = load_checked(probes_file, ProbeFile)
     r = rng(seed, "probes")
     items: list[tuple[str, str, list[str]]] = []
-    for country, capital in raw["capitals"].items():
+    for country, capital in raw.capitals.items():
         items.append(("capital", f"What is the capital of {country}?", [capital]))
-    for i, f in enumerate(raw["facts"]):
-        if not isinstance(f, dict) or "q" not in f or "a" not in f:
-            raise InputError(f"{probes_file}: facts[{i}]: needs keys q and a")
-        items.append(("fact", f["q"], [str(f["a"])] + [str(x) for x in f.get("alt", [])]))
+    for f in raw.facts:
+        items.append(("fact", f.q, [f.a] + f.alt))
     conversions = [("kilometers", "meters", 1000), ("hours", "minutes", 60), ("kilograms", "grams", 1000),
                    ("minutes", "seconds", 60), ("meters", "centimeters", 100), ("days", "hours", 24)]
     while len(items) < n:

@@ -12,9 +12,9 @@ import string
 from collections import Counter
 from pathlib import Path
 
-from domaintune.cli import InputError
-from domaintune.data.common import heldout, load_yaml, rng
+from domaintune.data.common import heldout, load_yaml, raw_error, rng, stable_hash
 from domaintune.params import IntentData
+from domaintune.records import INTENTS
 
 SLOT = re.compile(r"{(\w+)}")
 SINGLE_CONFIDENCE = 0.95
@@ -36,32 +36,37 @@ class Templates:
     """The parsed utterances file, checked: every slot used is defined, every label known."""
 
     def __init__(self, path: str | Path):
-        raw = load_yaml(path, required=("intents",))
+        raw = load_yaml(path)
         self.path = str(path)
+        if not isinstance(raw, dict) or not isinstance(raw.get("intents"), dict):
+            raise raw_error(path, (), "expected a mapping with an 'intents' mapping")
         self.slots: dict[str, list[str]] = raw.get("slots") or {}
         self.localized: dict[str, dict[str, list[str]]] = raw.get("localized_slots") or {}
         self.labels = list(raw["intents"])
+        for label in self.labels:
+            if label not in INTENTS:
+                raise raw_error(path, ("intents", label), f"unknown intent {label!r}; the labels are {list(INTENTS)}")
         # (intents, lang, template) triples
         self.items: list[tuple[tuple[str, ...], str, str]] = []
         for intent, by_lang in raw["intents"].items():
             for lang, texts in (by_lang or {}).items():
-                for t in texts:
-                    self.items.append(((intent,), lang, self._check(t, lang, f"intents.{intent}.{lang}")))
+                for j, t in enumerate(texts or []):
+                    self.items.append(((intent,), lang, self._check(t, lang, ("intents", intent, lang, j))))
         for lang, entries in (raw.get("multi_intent") or {}).items():
             for i, e in enumerate(entries):
-                where = f"multi_intent.{lang}[{i}]"
-                labels = e.get("intents") or []
+                where = ("multi_intent", lang, i)
+                labels = (e.get("intents") or []) if isinstance(e, dict) else []
                 unknown = [x for x in labels if x not in self.labels]
                 if len(labels) < 2 or unknown:
-                    raise InputError(f"{self.path}: {where}: needs 2+ known intents, got {labels}")
+                    raise raw_error(path, where, f"needs 2+ known intents, got {labels}")
                 self.items.append((tuple(labels), lang, self._check(e.get("text", ""), lang, where)))
 
-    def _check(self, text: str, lang: str, where: str) -> str:
+    def _check(self, text: str, lang: str, where: tuple) -> str:
         if not isinstance(text, str) or not text.strip():
-            raise InputError(f"{self.path}: {where}: empty template")
+            raise raw_error(self.path, where, "empty template")
         for name in SLOT.findall(text):
             if name not in self.slots and lang not in self.localized.get(name, {}):
-                raise InputError(f"{self.path}: {where}: slot {{{name}}} is not defined for language {lang!r}")
+                raise raw_error(self.path, where, f"slot {{{name}}} is not defined for language {lang!r}")
         return text
 
     def values(self, name: str, lang: str) -> list[str]:
@@ -124,7 +129,7 @@ def build_intents(cfg: IntentData, seed: int) -> tuple[list[dict], dict]:
                         {"role": "user", "content": utterance},
                         {"role": "assistant", "content": answer(list(intents))},
                     ],
-                    "meta": {"intent": intents[0], "all_intents": list(intents), "template_heldout": split == "test"},
+                    "meta": {"intent": intents[0], "all_intents": list(intents), "template": stable_hash(text)[:10]},
                 })
     stats = {
         "labels": len(tpl.labels),
@@ -132,5 +137,11 @@ def build_intents(cfg: IntentData, seed: int) -> tuple[list[dict], dict]:
         "heldout_templates": len(test_templates),
         "duplicates_removed": duplicates,
         "by_lang": dict(sorted(Counter(x["lang"] for x in records).items())),
+        # What the test split alone uses, so anyone can check that no training example saw it.
+        "heldout": {
+            "templates": sorted(f"{stable_hash(t)[:10]} {t}" for t in test_templates),
+            "slot_values": {f"{name}.{lang}" if lang else name: sorted(vals)
+                            for (name, lang), vals in sorted(test_values.items(), key=str) if vals},
+        },
     }
     return records, stats

@@ -1,8 +1,10 @@
-"""Mix the built datasets into per-phase train/val sets and one held-out test set.
+"""Clean the built datasets, then mix them into per-phase train/val sets and one test set.
 
-Test records come only from the builders' test split and are never trained on; val is carved
-from the training pools; stage 2 mixes domain data with a share of general data against
-forgetting. Everything is counted in ``metrics/data.json``.
+Cleaning comes first and is counted: exact and near-duplicate requests are removed (a training
+row that nearly repeats a test row is removed from training, never the other way round), and
+rows longer than a phase's ``max_length`` in the real tokenizer leave that phase's pool.
+Test records come only from the builders' test split; val is carved from the training pools;
+stage 2 mixes domain data with a share of general data against forgetting.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 from collections import Counter
 
 from domaintune.data.common import rng, stable_hash
+from domaintune.data.dedup import context, near_duplicates, request_text
+from domaintune.data.lengths import length_summary
 from domaintune.params import MixParams
 
 DOMAIN_TASKS = ("intent", "travel", "tool")
@@ -20,6 +24,25 @@ def content_key(row: dict) -> str:
     return stable_hash(json.dumps(row["messages"], sort_keys=True, ensure_ascii=False))
 
 
+def deduplicate(records: list[dict], threshold: float) -> tuple[list[dict], list[dict], dict]:
+    """Split into (test, train) without duplicates; test rows are kept over the train rows they match."""
+    test = sorted((x for x in records if x["split"] == "test"), key=lambda x: x["id"])
+    train = [x for x in records if x["split"] == "train"]
+    rows = test + train
+    texts = [request_text(x) for x in rows]
+    match = near_duplicates(texts, threshold, [context(x) for x in rows])
+    kept_test, kept_train = [], []
+    stats = Counter(exact=0, near=0, train_matching_test=0)
+    for i, (row, j) in enumerate(zip(rows, match, strict=True)):
+        if j is None:
+            (kept_test if row["split"] == "test" else kept_train).append(row)
+            continue
+        stats["exact" if texts[i] == texts[j] else "near"] += 1
+        if row["split"] == "train" and rows[j]["split"] == "test":
+            stats["train_matching_test"] += 1
+    return kept_test, kept_train, dict(stats)
+
+
 def _take(pool: list[dict], n: int, start: int = 0) -> list[dict]:
     """``n`` rows from ``pool`` starting at ``start``, wrapping around (replay) if it runs out."""
     if not pool:
@@ -27,16 +50,24 @@ def _take(pool: list[dict], n: int, start: int = 0) -> list[dict]:
     return [pool[(start + i) % len(pool)] for i in range(n)]
 
 
-def mix(records: list[dict], cfg: MixParams, seed: int) -> tuple[dict[str, list[dict]], dict]:
+def mix(records: list[dict], lengths: dict[str, int], max_length: dict[str, int], cfg: MixParams,
+        seed: int) -> tuple[dict[str, list[dict]], dict]:
+    """Return the five splits and what was removed on the way.
+
+    ``lengths`` maps record id to token length; ``max_length`` maps phase (``instruct``,
+    ``specialist``) to its training ``max_length``.
+    """
     r = rng(seed, "mix")
-    test = [x for x in records if x["split"] == "test"]
-    test_keys = {content_key(x) for x in test}
-    train = [x for x in records if x["split"] == "train"]
-    overlap = [x for x in train if content_key(x) in test_keys]
-    train = [x for x in train if content_key(x) not in test_keys]
+    test, train, dups = deduplicate(records, cfg.near_dup_threshold)
+
+    def fits(x: dict, phase: str) -> bool:
+        return lengths[x["id"]] <= max_length[phase]
 
     general = [x for x in train if x["task"] == "general"]
     domain = [x for x in train if x["task"] in DOMAIN_TASKS]
+    too_long = {"instruct": sum(not fits(x, "instruct") for x in general),
+                "specialist": sum(not fits(x, "specialist") for x in general + domain)}
+    domain = [x for x in domain if fits(x, "specialist")]
     r.shuffle(general)
     r.shuffle(domain)
     n_gval = max(1, round(len(general) * cfg.val_fraction))
@@ -44,49 +75,64 @@ def mix(records: list[dict], cfg: MixParams, seed: int) -> tuple[dict[str, list[
     general_val, general = general[:n_gval], general[n_gval:]
     domain_val, domain = domain[:n_dval], domain[n_dval:]
 
-    instruct_train = general[: cfg.instruct_examples]
+    instruct_train = [x for x in general if fits(x, "instruct")][: cfg.instruct_examples]
+    seen_in_stage1 = {x["id"] for x in instruct_train}
     n_general = round(cfg.specialist_examples * cfg.general_share)
     n_domain_target = cfg.specialist_examples - n_general
     picked = []
     for task, share in sorted(cfg.domain_shares.items()):
         picked += [x for x in domain if x["task"] == task][: round(n_domain_target * share)]
-    n_domain = len(picked)
     # Stage 2 replays general rows that stage 1 did not see first, then wraps around.
-    specialist_train = picked + _take(general, n_general, start=len(instruct_train))
+    replay = [x for x in general if x["id"] not in seen_in_stage1 and fits(x, "specialist")]
+    replay += [x for x in instruct_train if fits(x, "specialist")]
+    specialist_train = picked + _take(replay, n_general)
     r.shuffle(specialist_train)
     # stage-2 validation keeps the training mix's share of general rows
-    n_gval_s = len(general_val)
+    general_val_s = [x for x in general_val if fits(x, "specialist")]
+    n_gval_s = len(general_val_s)
     if cfg.general_share < 1:
         n_gval_s = max(1, round(len(domain_val) * cfg.general_share / (1 - cfg.general_share)))
     splits = {
         "instruct_train": instruct_train,
-        "instruct_val": general_val,
+        "instruct_val": [x for x in general_val if fits(x, "instruct")],
         "specialist_train": specialist_train,
-        "specialist_val": domain_val + general_val[:n_gval_s],
-        "test": sorted(test, key=lambda x: x["id"]),
+        "specialist_val": domain_val + general_val_s[:n_gval_s],
+        "test": test,
     }
     return splits, {
-        "overlap_removed": len(overlap),
+        "duplicates_removed": dups,
+        "too_long_removed": too_long,
         "domain_available": len(domain),
-        "domain_shortfall": n_domain_target - n_domain,
+        "domain_shortfall": n_domain_target - len(picked),
     }
 
 
-def data_metrics(splits: dict[str, list[dict]], build_stats: dict[str, dict], mix_stats: dict) -> dict:
-    def count(rows, key):
-        return dict(sorted(Counter(x[key] for x in rows).items()))
+def data_metrics(splits: dict[str, list[dict]], lengths: dict[str, int], build_stats: dict[str, dict],
+                 mix_stats: dict) -> dict:
+    """Everything ``metrics/data.json`` reports: counts by task, language and intent, shares, removals."""
+
+    def count(values) -> dict:
+        return dict(sorted(Counter(values).items()))
 
     spec = splits["specialist_train"]
     n = max(1, len(spec))
+    builders = {name: {k: v for k, v in s.items() if k != "heldout"} for name, s in build_stats.items()}
     return {
-        "examples": {name: {"total": len(rows), "task": count(rows, "task"), "lang": count(rows, "lang")}
+        "examples": {name: {"total": len(rows),
+                            "task": count(x["task"] for x in rows),
+                            "lang": count(x["lang"] for x in rows),
+                            "intent": count(x["meta"]["intent"] for x in rows if x["task"] == "intent"),
+                            "tokens": length_summary([lengths[x["id"]] for x in rows])}
                      for name, rows in splits.items()},
-        "test_intents": count([x["meta"] for x in splits["test"] if x["task"] == "intent"], "intent"),
         "mix": {"specialist_general_share": sum(x["task"] == "general" for x in spec) / n,
-                "specialist_domain_share": sum(x["task"] in DOMAIN_TASKS for x in spec) / n},
-        "duplicates_removed": sum(s.get("duplicates_removed", 0) for s in build_stats.values()),
-        "filtered": {"empty_removed": sum(s.get("empty_removed", 0) for s in build_stats.values()),
-                     "beyond_max_examples": sum(s.get("beyond_max_examples", 0) for s in build_stats.values()),
-                     **mix_stats},
-        "build": build_stats,
+                "specialist_domain_share": {t: sum(x["task"] == t for x in spec) / n for t in DOMAIN_TASKS}},
+        "removed": {
+            "builder_duplicates": sum(s.get("duplicates_removed", 0) for s in build_stats.values()),
+            "builder_empty": sum(s.get("empty_removed", 0) for s in build_stats.values()),
+            "beyond_max_examples": sum(s.get("beyond_max_examples", 0) for s in build_stats.values()),
+            **{f"{k}_duplicates": v for k, v in mix_stats["duplicates_removed"].items()},
+            **{f"too_long_{k}": v for k, v in mix_stats["too_long_removed"].items()},
+        },
+        "domain_shortfall": mix_stats["domain_shortfall"],
+        "build": builders,
     }

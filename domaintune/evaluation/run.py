@@ -6,13 +6,13 @@ import time
 from pathlib import Path
 
 from domaintune.data.common import rng
-from domaintune.data.intents import Templates
 from domaintune.evaluation.generate import generate, load_model, prompts_for
 from domaintune.evaluation.intent import score_intents
 from domaintune.evaluation.latency import measure_latency
 from domaintune.evaluation.retention import score_probes
 from domaintune.io import read_jsonl
 from domaintune.params import Params
+from domaintune.records import INTENTS
 
 
 def _sample(rows: list[dict], n: int, seed: int, name: str) -> list[dict]:
@@ -34,7 +34,7 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> d
     e = p.eval
 
     intents = _sample([r for r in test if r["task"] == "intent"], e.intent_examples, p.seed, "eval-intent")
-    labels = Templates(p.data.intents.utterances).labels
+    labels = list(INTENTS)
     intent_prompts = prompts_for(tok, intents)
     intent_out = generate(model, tok, intent_prompts, e.max_new_tokens, e.batch_size)
 
