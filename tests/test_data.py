@@ -14,7 +14,7 @@ from domaintune.data.common import heldout
 from domaintune.data.dedup import near_duplicates
 from domaintune.data.general import build_probes, read_alpaca
 from domaintune.data.intents import SLOT, Templates, build_intents
-from domaintune.data.mix import content_key, mix
+from domaintune.data.mix import content_key, data_metrics, mix
 from domaintune.data.tools import build_tools, resolve
 from domaintune.data.travel import build_travel, money
 from domaintune.params import load_params
@@ -255,6 +255,10 @@ def test_mix_removes_duplicates_and_overlong_rows_and_counts_them(params):
     assert stats["too_long_removed"] == {"instruct": 3, "specialist": 1}
     assert not {"g5", "g6"} & {x["id"] for x in splits["instruct_train"] + splits["instruct_val"]}
     assert [x["id"] for x in splits["test"]] == ["g900"]
+    metrics = data_metrics(splits, lengths, {"general": {"duplicates_removed": 4}}, stats)
+    assert metrics["duplicates_removed"] == 4 + 1 + 2
+    assert metrics["removed"]["too_long_specialist"] == 1
+    assert metrics["tokens"]["max"] == 300  # g5, g6 reach stage 2; g8 (5000) never reaches a split
 
 
 def test_near_duplicates_keep_meaningful_differences():

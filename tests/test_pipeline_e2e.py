@@ -94,6 +94,9 @@ def test_every_metrics_file_holds_finite_numbers(repo):
         assert all(math.isfinite(x) for x in numbers), name
     intent = json.loads((repo / "metrics/intent.json").read_text())
     assert {"accuracy", "macro_f1", "json_valid_rate", "per_intent", "per_language", "base"} <= intent.keys()
+    data = json.loads((repo / "metrics/data.json").read_text())
+    assert {"examples", "mix", "duplicates_removed", "tokens"} <= data.keys()
+    assert data["tokens"]["p50"] <= data["tokens"]["p95"] <= data["tokens"]["max"]
     retention = json.loads((repo / "metrics/retention.json").read_text())
     assert {"base", "final", "retention"} <= retention.keys()
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)

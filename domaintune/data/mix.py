@@ -117,7 +117,12 @@ def data_metrics(splits: dict[str, list[dict]], lengths: dict[str, int], build_s
     spec = splits["specialist_train"]
     n = max(1, len(spec))
     builders = {name: {k: v for k, v in s.items() if k != "heldout"} for name, s in build_stats.items()}
+    dups = mix_stats["duplicates_removed"]  # train_matching_test is a subset of exact + near
+    removed_dups = sum(s.get("duplicates_removed", 0) for s in build_stats.values()) + dups["exact"] + dups["near"]
     return {
+        # contract keys (../DESIGN.md): totals over every output row; per-split detail below
+        "duplicates_removed": removed_dups,
+        "tokens": length_summary([lengths[x["id"]] for rows in splits.values() for x in rows]),
         "examples": {name: {"total": len(rows),
                             "task": count(x["task"] for x in rows),
                             "lang": count(x["lang"] for x in rows),
