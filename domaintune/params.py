@@ -20,6 +20,8 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PosInt = Annotated[int, Field(gt=0)]
+# "auto": chosen from the training set in the train stage and recorded in its metrics
+AutoInt = PosInt | Literal["auto"]
 
 
 class Strict(BaseModel):
@@ -113,25 +115,37 @@ class MixParams(Strict):
 
 
 class LoraParams(Strict):
-    r: PosInt
-    alpha: PosInt
+    r: AutoInt
+    alpha: AutoInt
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)]
     target_modules: Annotated[list[str], Field(min_length=1)]
     top_layers: int = Field(0, ge=0, description="adapt only the top N decoder layers; 0 = all")
 
 
+class LoraOverride(Strict):
+    """Per-phase changes to the shared ``lora`` section (unset keys keep the shared value)."""
+    r: AutoInt | None = None
+    alpha: AutoInt | None = None
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    target_modules: Annotated[list[str], Field(min_length=1)] | None = None
+    top_layers: Annotated[int, Field(ge=0)] | None = None
+
+
 class PhaseParams(Strict):
     learning_rate: Annotated[float, Field(gt=0.0, lt=1.0)]
-    epochs: Annotated[float, Field(gt=0.0)]
+    epochs: Annotated[float, Field(gt=0.0)] | Literal["auto"]
     max_steps: int = Field(-1, ge=-1, description="-1: run the full epochs")
-    batch_size: PosInt
+    batch_size: AutoInt
     grad_accum: PosInt
-    max_length: PosInt
-    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)]
+    max_length: AutoInt
+    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] | Literal["auto"]
     weight_decay: Annotated[float, Field(ge=0.0)]
     max_grad_norm: Annotated[float, Field(gt=0.0)]
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"]
     precision: Literal["auto", "bf16", "fp32"]
+    log_steps: int = Field(10, gt=0, description="log loss and learning rate every N steps (DVCLive curves)")
+    save_steps: int = Field(50, ge=0, description="checkpoint every N steps to resume an interrupted run; 0 = never")
+    lora: LoraOverride = Field(default_factory=LoraOverride)
 
 
 class TrainParams(Strict):
@@ -155,6 +169,11 @@ class Params(Strict):
     lora: LoraParams
     train: TrainParams
     eval: EvalParams
+
+    def lora_for(self, phase: str) -> LoraParams:
+        """The shared ``lora`` section with the phase's ``train.<phase>.lora`` overrides applied."""
+        override = getattr(self.train, phase).lora.model_dump(exclude_none=True)
+        return self.lora.model_copy(update=override)
 
 
 class ParamsError(ValueError):

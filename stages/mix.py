@@ -10,6 +10,7 @@ from domaintune.data.lengths import token_lengths
 from domaintune.data.mix import data_metrics, mix
 from domaintune.io import read_jsonl, write_json, write_jsonl
 from domaintune.params import load_params
+from domaintune.training.auto_size import auto_max_length
 from stages.phases import PHASES
 
 SOURCES = ("general", "travel", "intents", "tools")
@@ -25,10 +26,15 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(PHASES["instruct"]["base"])
     lengths = dict(zip((r["id"] for r in records), token_lengths(tok, records), strict=True))
     max_length = {phase: getattr(p.train, phase).max_length for phase in PHASES}
+    pools = {"instruct": [r for r in records if r["split"] == "train" and r["task"] == "general"],
+             "specialist": [r for r in records if r["split"] == "train"]}
+    for phase, value in max_length.items():
+        if value == "auto":
+            max_length[phase] = auto_max_length([lengths[r["id"]] for r in pools[phase]])
     splits, mix_stats = mix(records, lengths, max_length, p.mix, p.seed)
     for name, rows in splits.items():
         write_jsonl(PROCESSED / "splits" / f"{name}.jsonl", rows)
-    write_json("metrics/data.json", data_metrics(splits, lengths, build_stats, mix_stats))
+    write_json("metrics/data.json", {**data_metrics(splits, lengths, build_stats, mix_stats), "max_length": max_length})
 
 
 if __name__ == "__main__":

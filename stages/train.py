@@ -1,11 +1,12 @@
 """DVC stage: train one phase's LoRA adapter (stage 1 `instruct` or stage 2 `specialist`)."""
 
 import argparse
-import tempfile
+import shutil
 
 from domaintune.cli import run_stage
 from domaintune.io import write_json
 from domaintune.params import load_params
+from domaintune.training.checkpoints import fingerprint, run_dir
 from domaintune.training.sft import train_adapter
 from stages.phases import PHASES
 
@@ -16,18 +17,19 @@ def main() -> None:
     phase = ap.parse_args().phase
     p = load_params()
     paths = PHASES[phase]
-    with tempfile.TemporaryDirectory(prefix=f"train-{phase}-") as work:
-        metrics = train_adapter(
-            base_dir=paths["base"],
-            train_path=f"data/processed/splits/{phase}_train.jsonl",
-            val_path=f"data/processed/splits/{phase}_val.jsonl",
-            out_dir=paths["adapter"],
-            phase=getattr(p.train, phase),
-            lora=p.lora,
-            seed=p.seed,
-            work_dir=work,
-        )
+    train_path = f"data/processed/splits/{phase}_train.jsonl"
+    val_path = f"data/processed/splits/{phase}_val.jsonl"
+    settings = getattr(p.train, phase)
+    lora = p.lora_for(phase)
+    run = fingerprint([paths["base"], train_path, val_path],
+                      {"phase": settings.model_dump(), "lora": lora.model_dump(), "seed": p.seed})
+    checkpoints = run_dir(phase, run)
+    metrics = train_adapter(
+        base_dir=paths["base"], train_path=train_path, val_path=val_path, out_dir=paths["adapter"],
+        phase=settings, lora=lora, seed=p.seed, checkpoint_dir=checkpoints, live_dir=f"dvclive/{phase}",
+    )
     write_json(f"metrics/train_{phase}.json", metrics)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # done: the adapter is now a cached DVC output
 
 
 if __name__ == "__main__":

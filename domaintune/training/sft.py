@@ -10,25 +10,29 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
+from dvclive import Live
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+from transformers.integrations import DVCLiveCallback
 from trl import SFTConfig, SFTTrainer
 
 from domaintune.io import atomic_path, read_jsonl
 from domaintune.params import LoraParams, PhaseParams
+from domaintune.training import auto_size
 from domaintune.training.chat_format import tokenize_with_mask
+from domaintune.training.checkpoints import last_checkpoint
 from domaintune.training.precision import use_bf16
 
 log = logging.getLogger(__name__)
 
 
-def tokenize_records(tok, rows: list[dict], max_length: int) -> tuple[Dataset, int]:
+def tokenize_records(tok, rows: list[dict], max_length: int | None) -> tuple[Dataset, int]:
     """Tokenize records with loss masks; drop (and count) the ones longer than ``max_length``
     rather than train on a truncated answer without its end-of-turn token."""
     kept, too_long = [], 0
     for row in rows:
         enc = tokenize_with_mask(tok, row["messages"], row.get("tools"))
-        if len(enc["input_ids"]) > max_length:
+        if max_length is not None and len(enc["input_ids"]) > max_length:
             too_long += 1
             continue
         kept.append(enc)
@@ -59,18 +63,27 @@ def train_adapter(
     phase: PhaseParams,
     lora: LoraParams,
     seed: int,
-    work_dir: str | Path,
+    checkpoint_dir: str | Path,
+    live_dir: str | Path | None = None,
 ) -> dict:
-    """Train a LoRA adapter on ``base_dir``; save it to ``out_dir``; return the phase metrics."""
+    """Train a LoRA adapter on ``base_dir``; save it to ``out_dir``; return the phase metrics.
+
+    Checkpoints go to ``checkpoint_dir`` every ``phase.save_steps`` steps; if one is there
+    (the same run was interrupted), training resumes from it. Per-step logs go to DVCLive
+    in ``live_dir``.
+    """
     set_seed(seed)
     tok = AutoTokenizer.from_pretrained(base_dir)
-    train_ds, train_too_long = tokenize_records(tok, read_jsonl(train_path), phase.max_length)
-    val_ds, val_too_long = tokenize_records(tok, read_jsonl(val_path), phase.max_length)
+    limit = None if phase.max_length == "auto" else phase.max_length
+    train_ds, train_too_long = tokenize_records(tok, read_jsonl(train_path), limit)
+    val_ds, val_too_long = tokenize_records(tok, read_jsonl(val_path), limit)
+    longest = max(len(x) for ds in (train_ds, val_ds) for x in ds["input_ids"])
+    phase, lora, chosen = auto_size.resolve(phase, lora, len(train_ds), longest, torch.cuda.is_available())
     bf16 = use_bf16(phase.precision)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
 
     args = SFTConfig(
-        output_dir=str(work_dir),
+        output_dir=str(checkpoint_dir),
         per_device_train_batch_size=phase.batch_size,
         per_device_eval_batch_size=phase.batch_size,
         gradient_accumulation_steps=phase.grad_accum,
@@ -83,9 +96,11 @@ def train_adapter(
         max_grad_norm=phase.max_grad_norm,
         bf16=bf16,
         max_length=phase.max_length,
-        logging_steps=10,
+        logging_steps=phase.log_steps,
         eval_strategy="no",
-        save_strategy="no",
+        save_strategy="steps" if phase.save_steps else "no",
+        save_steps=phase.save_steps or 500,
+        save_total_limit=1,  # a LoRA checkpoint is small, but optimizer state adds up
         report_to="none",
         seed=seed,
         data_seed=seed,
@@ -101,13 +116,22 @@ def train_adapter(
         layers_to_transform=top_layers(model, lora.top_layers),
         task_type="CAUSAL_LM",
     )
+    resume = last_checkpoint(Path(checkpoint_dir))
+    callbacks = []
+    if live_dir is not None:
+        # A resumed run appends to the interrupted run's curves instead of starting new ones.
+        live = Live(dir=str(live_dir), resume=bool(resume), save_dvc_exp=False, dvcyaml=False)
+        callbacks.append(DVCLiveCallback(live=live))
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
-        processing_class=tok, peft_config=peft_config,
+        processing_class=tok, peft_config=peft_config, callbacks=callbacks,
     )
     n_tokens = sum(len(x) for x in train_ds["input_ids"])
+    resumed_step = int(Path(resume).name.rsplit("-", 1)[-1]) if resume else 0
+    if resume:
+        log.info("resuming from %s", resume)
     start = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=resume)
     runtime = time.perf_counter() - start
     eval_loss = trainer.evaluate()["eval_loss"]
 
@@ -120,7 +144,8 @@ def train_adapter(
         "train_loss": result.training_loss,
         "eval_loss": eval_loss,
         "eval_perplexity": math.exp(min(eval_loss, 50)),
-        "tokens_per_s": n_tokens * epochs_done / runtime,
+        # a resumed run is credited only with the steps it ran itself
+        "tokens_per_s": n_tokens * epochs_done * (1 - resumed_step / max(1, result.global_step)) / runtime,
         "runtime_s": runtime,
         "peak_mem_mb": peak_mem_mb(),
         "steps": result.global_step,
@@ -129,6 +154,8 @@ def train_adapter(
         "too_long_removed": train_too_long + val_too_long,
         "precision": "bf16" if bf16 else "fp32",
         "lora_r": lora.r,
+        "auto": chosen,  # the values picked for params set to "auto"
+        "resumed_from_step": resumed_step,
     }
     log.info("trained %s: %s", out_dir, metrics)
     return metrics
