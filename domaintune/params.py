@@ -53,6 +53,7 @@ class GeneralData(Strict):
     max_examples: PosInt
     test_fraction: Fraction
     probes: PosInt
+    guard_probes: int = Field(40, ge=0, description="probes for the training guard, disjoint from the test probes")
 
 
 class TravelData(Strict):
@@ -131,6 +132,17 @@ class LoraOverride(Strict):
     top_layers: Annotated[int, Field(ge=0)] | None = None
 
 
+class GuardParams(Strict):
+    """Anti-forgetting guard (see domaintune/training/guard.py)."""
+    every_steps: int = Field(0, ge=0, description="check every N steps; 0 = off")
+    general_probes: PosInt = 40
+    domain_probes: int = Field(20, ge=0)
+    min_general: Fraction = 0.6
+    max_drop: Fraction = 0.05
+    max_new_tokens: PosInt = 24
+    batch_size: PosInt = 20
+
+
 class PhaseParams(Strict):
     learning_rate: Annotated[float, Field(gt=0.0, lt=1.0)]
     epochs: Annotated[float, Field(gt=0.0)] | Literal["auto"]
@@ -146,6 +158,7 @@ class PhaseParams(Strict):
     log_steps: int = Field(10, gt=0, description="log loss and learning rate every N steps (DVCLive curves)")
     save_steps: int = Field(50, ge=0, description="checkpoint every N steps to resume an interrupted run; 0 = never")
     lora: LoraOverride = Field(default_factory=LoraOverride)
+    guard: GuardParams = Field(default_factory=GuardParams)
 
 
 class TrainParams(Strict):
@@ -180,17 +193,27 @@ class ParamsError(ValueError):
     """params.yaml is missing, malformed, or has a key with a bad value."""
 
 
+_UNION_TAG = re.compile(r"^(constrained-\w+|literal\[.*\]|function-\w+\[.*\]|int|float|str|bool|none|list\[.*\])$")
+
+
 def _describe(err: ValidationError, path: str) -> str:
-    lines = [f"{path}: invalid parameters"]
+    """One line per bad key; the alternatives of a union (a number or 'auto') share one line."""
+    by_key: dict[str, list[str]] = {}
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
+        key = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p)))
         if e["type"] == "missing":
-            lines.append(f"  {key}: missing (required key)")
+            msg = "missing (required key)"
         elif e["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (typo?)")
+            msg = "unknown key (typo?)"
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"  {key}: {msg} (got {e.get('input')!r})")
+        got = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {e.get('input')!r})"
+        by_key.setdefault(key, [])
+        if msg + got not in by_key[key]:
+            by_key[key].append(msg + got)
+    lines = [f"{path}: invalid parameters"]
+    for key, msgs in by_key.items():
+        lines.append(f"  {key}: " + "; or ".join(msgs))
     return "\n".join(lines)
 
 

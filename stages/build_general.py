@@ -9,8 +9,10 @@ from domaintune.params import load_params
 def main() -> None:
     p = load_params()
     records, stats = build_alpaca(p.data.general, p.seed)
-    probes = build_probes(p.data.general.probes_file, p.data.general.probes, p.seed)
-    write_built("general", records + probes, {**stats, "probes": len(probes)})
+    g = p.data.general
+    probes = build_probes(g.probes_file, g.probes, p.seed, guard=g.guard_probes)
+    write_built("general", records + probes,
+                {**stats, "probes": g.probes, "guard_probes": len(probes) - g.probes})
 
 
 if __name__ == "__main__":

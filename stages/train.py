@@ -21,12 +21,14 @@ def main() -> None:
     val_path = f"data/processed/splits/{phase}_val.jsonl"
     settings = getattr(p.train, phase)
     lora = p.lora_for(phase)
-    run = fingerprint([paths["base"], train_path, val_path],
+    guard_path = "data/processed/splits/guard.jsonl"
+    run = fingerprint([paths["base"], train_path, val_path, guard_path],
                       {"phase": settings.model_dump(), "lora": lora.model_dump(), "seed": p.seed})
     checkpoints = run_dir(phase, run)
     metrics = train_adapter(
         base_dir=paths["base"], train_path=train_path, val_path=val_path, out_dir=paths["adapter"],
         phase=settings, lora=lora, seed=p.seed, checkpoint_dir=checkpoints, live_dir=f"dvclive/{phase}",
+        guard_path=guard_path,
     )
     write_json(f"metrics/train_{phase}.json", metrics)
     shutil.rmtree(checkpoints, ignore_errors=True)  # done: the adapter is now a cached DVC output

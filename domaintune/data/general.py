@@ -106,14 +106,16 @@ class ProbeFile(BaseModel):
     facts: list[Fact]
 
 
-def _probe(i: int, kind: str, question: str, answers: list[str]) -> dict:
-    return {"id": f"probe-{i:05d}", "task": "probe", "lang": "en", "split": "test",
+def _probe(i: int, kind: str, question: str, answers: list[str], split: str) -> dict:
+    return {"id": f"probe-{i:05d}", "task": "probe", "lang": "en", "split": split,
             "messages": [{"role": "user", "content": question + PROBE_SUFFIX},
                          {"role": "assistant", "content": answers[0]}],
             "meta": {"kind": kind, "answers": answers}}
 
 
-def build_probes(probes_file: str | Path, n: int, seed: int) -> list[dict]:
+def build_probes(probes_file: str | Path, n: int, seed: int, guard: int = 0) -> list[dict]:
+    """``n`` test probes (retention is measured on them) and ``guard`` different ones with split
+    ``train``: the training guard watches those; no probe is ever a training example."""
     raw = load_checked(probes_file, ProbeFile)
     r = rng(seed, "probes")
     items: list[tuple[str, str, list[str]]] = []
@@ -123,7 +125,7 @@ def build_probes(probes_file: str | Path, n: int, seed: int) -> list[dict]:
         items.append(("fact", f.q, [f.a] + f.alt))
     conversions = [("kilometers", "meters", 1000), ("hours", "minutes", 60), ("kilograms", "grams", 1000),
                    ("minutes", "seconds", 60), ("meters", "centimeters", 100), ("days", "hours", 24)]
-    while len(items) < n:
+    while len({q for _, q, _ in items}) < n + guard:
         kind = r.choice(["add", "sub", "mul", "convert"])
         if kind == "add":
             a, b = r.randint(2, 60), r.randint(2, 60)
@@ -140,4 +142,4 @@ def build_probes(probes_file: str | Path, n: int, seed: int) -> list[dict]:
             items.append(("conversion", f"How many {dst} are in {q} {src}?", [str(q * factor)]))
     unique = list({q: (k, q, a) for k, q, a in items}.values())
     r.shuffle(unique)
-    return [_probe(i, k, q, a) for i, (k, q, a) in enumerate(unique[:n])]
+    return [_probe(i, k, q, a, "test" if i < n else "train") for i, (k, q, a) in enumerate(unique[: n + guard])]

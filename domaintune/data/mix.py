@@ -98,6 +98,7 @@ def mix(records: list[dict], lengths: dict[str, int], max_length: dict[str, int]
         "specialist_train": specialist_train,
         "specialist_val": domain_val + general_val_s[:n_gval_s],
         "test": test,
+        "guard": [x for x in train if x["task"] == "probe"],  # watched by the training guard, never trained on
     }
     return splits, {
         "duplicates_removed": dups,

@@ -21,6 +21,7 @@ from domaintune.params import LoraParams, PhaseParams
 from domaintune.training import auto_size
 from domaintune.training.chat_format import tokenize_with_mask
 from domaintune.training.checkpoints import last_checkpoint
+from domaintune.training.guard import ForgettingGuard
 from domaintune.training.precision import use_bf16
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,14 @@ def train_adapter(
     seed: int,
     checkpoint_dir: str | Path,
     live_dir: str | Path | None = None,
+    guard_path: str | Path | None = None,
 ) -> dict:
     """Train a LoRA adapter on ``base_dir``; save it to ``out_dir``; return the phase metrics.
 
     Checkpoints go to ``checkpoint_dir`` every ``phase.save_steps`` steps; if one is there
     (the same run was interrupted), training resumes from it. Per-step logs go to DVCLive
-    in ``live_dir``.
+    in ``live_dir``. With ``phase.guard.every_steps``, the anti-forgetting guard watches the
+    general probes in ``guard_path`` and the intent rows of the validation set.
     """
     set_seed(seed)
     tok = AutoTokenizer.from_pretrained(base_dir)
@@ -117,11 +120,16 @@ def train_adapter(
         task_type="CAUSAL_LM",
     )
     resume = last_checkpoint(Path(checkpoint_dir))
-    callbacks = []
+    callbacks, live, guard = [], None, None
     if live_dir is not None:
         # A resumed run appends to the interrupted run's curves instead of starting new ones.
         live = Live(dir=str(live_dir), resume=bool(resume), save_dvc_exp=False, dvcyaml=False)
         callbacks.append(DVCLiveCallback(live=live))
+    if phase.guard.every_steps and guard_path is not None:
+        domain = [r for r in read_jsonl(val_path) if r["task"] == "intent"]
+        guard = ForgettingGuard(str(base_dir), read_jsonl(guard_path), domain, phase.guard, live)
+        guard.measure_base(model)  # the plain base model, before the trainer wraps it
+        callbacks.append(guard)
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
         processing_class=tok, peft_config=peft_config, callbacks=callbacks,
@@ -155,6 +163,7 @@ def train_adapter(
         "precision": "bf16" if bf16 else "fp32",
         "lora_r": lora.r,
         "auto": chosen,  # the values picked for params set to "auto"
+        "guard": guard.summary() if guard else None,
         "resumed_from_step": resumed_step,
     }
     log.info("trained %s: %s", out_dir, metrics)
