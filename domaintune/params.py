@@ -139,6 +139,7 @@ class GuardParams(Strict):
     domain_probes: int = Field(20, ge=0)
     min_general: Fraction = 0.6
     max_drop: Fraction = 0.05
+    patience: PosInt = Field(1, description="consecutive checks below the floor before stopping")
     max_new_tokens: PosInt = 24
     batch_size: PosInt = 20
 

@@ -133,8 +133,8 @@ def test_auto_params_train_and_are_recorded(tiny, tmp_path):
     assert config["r"] == 8
 
 
-@pytest.mark.parametrize("floor,stops", [(0.5, True), (0.0, False)])
-def test_forgetting_guard_stops_and_restores_the_last_good_adapter(tiny, tmp_path, root, floor, stops):
+@pytest.mark.parametrize("floor,patience,stops_at", [(0.5, 1, 2), (0.5, 2, 4), (0.0, 1, None)])
+def test_forgetting_guard_stops_and_restores_the_last_good_adapter(tiny, tmp_path, root, floor, patience, stops_at):
     from safetensors.torch import load_file
 
     from domaintune.data.general import build_probes
@@ -144,15 +144,16 @@ def test_forgetting_guard_stops_and_restores_the_last_good_adapter(tiny, tmp_pat
     guard_rows = [r for r in probes if r["split"] == "train"]
     assert len(guard_rows) == 6
     (tmp_path / "guard.jsonl").write_text("".join(json.dumps(r) + "\n" for r in guard_rows))
-    guard = {"every_steps": 2, "general_probes": 6, "min_general": floor, "max_drop": 1.0, "max_new_tokens": 4}
+    guard = {"every_steps": 2, "general_probes": 6, "min_general": floor, "max_drop": 1.0, "max_new_tokens": 4,
+             "patience": patience}
     phase = PhaseParams(**{**PHASE, "save_steps": 0, "learning_rate": 5e-2, "guard": guard})
     m = train_adapter(tiny / "base", tiny / "train.jsonl", tiny / "val.jsonl", tmp_path / "a", phase,
                       LoraParams(**LORA), 7, tmp_path / "ckpt", tmp_path / "live", guard_path=tmp_path / "guard.jsonl")
     g = m["guard"]
     assert g["base"]["general"] == 0.0  # a random model knows no capitals
     lora_b = [v for k, v in load_file(tmp_path / "a" / "adapter_model.safetensors").items() if "lora_B" in k]
-    if stops:  # below the floor at the first check: stop, and save the adapter as it was at step 0
-        assert g["stopped_at_step"] == 2 and g["restored_step"] == 0 and m["steps"] == 2
+    if stops_at:  # below the floor at `patience` checks in a row: stop, save the adapter of step 0
+        assert g["stopped_at_step"] == stops_at and g["restored_step"] == 0 and m["steps"] == stops_at
         assert all(float(v.abs().max()) == 0.0 for v in lora_b)
     else:
         assert g["stopped_at_step"] is None and m["steps"] == PHASE["max_steps"]

@@ -3,7 +3,8 @@
 Every ``every_steps`` steps the callback answers a small set of general probes (exact
 answers, disjoint from the test probes) and, for the specialist, a few held-out intent
 examples. It logs both and stops training when the general score falls below
-``min_general`` or more than ``max_drop`` (a share) below the base model's score. The LoRA
+``min_general`` or more than ``max_drop`` (a share) below the base model's score, at
+``patience`` consecutive checks (mid-training dips at a high learning rate recover). The LoRA
 weights of the best check that passed (highest domain score, then general) are restored,
 so the adapter that is saved is the last good one, not the one that forgot.
 """
@@ -37,6 +38,7 @@ class ForgettingGuard(TrainerCallback):
         self.checks: list[dict] = []
         self.best: tuple[tuple, int, dict] | None = None
         self.stopped_at: int | None = None
+        self.below = 0  # consecutive checks under the floor
 
     def score(self, model) -> dict:
         was_training = model.training
@@ -82,7 +84,8 @@ class ForgettingGuard(TrainerCallback):
             self.live.log_metric("guard/general", s["general"])
             if s["domain"] is not None:
                 self.live.log_metric("guard/domain", s["domain"])
-        if s["general"] < self.floor():
+        self.below = self.below + 1 if s["general"] < self.floor() else 0
+        if self.below >= self.cfg.patience:
             log.warning("guard: general score %.3f below %.3f at step %d; stopping and restoring step %d",
                         s["general"], self.floor(), state.global_step, self.best[1])
             self.stopped_at = state.global_step
@@ -90,7 +93,7 @@ class ForgettingGuard(TrainerCallback):
                 set_peft_model_state_dict(model, self.best[2])
             control.should_training_stop = True
             control.should_save = False  # never checkpoint the state that forgot
-        else:
+        elif not self.below:
             self._keep_if_best(model, state.global_step, s)
 
     def summary(self) -> dict:
