@@ -158,11 +158,39 @@ class PhaseParams(Strict):
     precision: Literal["auto", "bf16", "fp32"]
     log_steps: int = Field(10, gt=0, description="log loss and learning rate every N steps (DVCLive curves)")
     save_steps: int = Field(50, ge=0, description="checkpoint every N steps to resume an interrupted run; 0 = never")
+    quantization: Literal["none", "4bit"] = Field(
+        "none", description="4bit: QLoRA, the base loaded in NF4 with double quantization (bitsandbytes)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward: less memory, slower")
+    padding_free: bool = Field(
+        True, description="concatenate a batch's rows into one sequence (position ids reset per row): no padding")
     lora: LoraOverride = Field(default_factory=LoraOverride)
     guard: GuardParams = Field(default_factory=GuardParams)
 
 
+class LaunchParams(Strict):
+    """How a training stage is launched: one process, or several through ``accelerate launch``."""
+    strategy: Literal["single", "ddp", "fsdp", "zero2", "zero3"] = Field(
+        "single", description="configs/accelerate/<strategy>.yaml; single: one process, no launcher")
+    num_processes: int = Field(0, ge=0, description="processes (GPUs); 0 = one per visible GPU, 2 on a CPU")
+
+
+class ContinualParams(Strict):
+    """Continual-learning rounds on top of the last merged model (``python -m stages.continual``);
+    a round trains with ``train.specialist`` settings and its LoRA shape."""
+    registry: str = "models/continual"
+    start_from: str = Field("models/specialist", description="merged model the first round starts from")
+    replay_from: str = Field("data/processed/splits/specialist_train.jsonl",
+                             description="training rows of the starting model, replayed in later rounds")
+    heldout_from: str = Field("data/processed/splits/specialist_val.jsonl",
+                              description="rows the starting model must keep answering, scored every round")
+    replay_share: Fraction = Field(0.3, description="share of a round's training rows replayed from earlier rounds")
+    holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.2, description="share of a round's new rows held out to measure it in later rounds")
+    max_drop: Fraction = Field(0.1, description="largest drop in accuracy on earlier rounds' held-out rows")
+
+
 class TrainParams(Strict):
+    launch: LaunchParams = Field(default_factory=LaunchParams)
     instruct: PhaseParams
     specialist: PhaseParams
 
@@ -182,6 +210,7 @@ class Params(Strict):
     mix: MixParams
     lora: LoraParams
     train: TrainParams
+    continual: ContinualParams = Field(default_factory=ContinualParams)
     eval: EvalParams
 
     def lora_for(self, phase: str) -> LoraParams:

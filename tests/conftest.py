@@ -37,3 +37,24 @@ def in_repo_copy(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "data" / "raw", tmp_path / "data" / "raw")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tokenizer) -> Path:
+    """A tiny randomly initialized model of the real architecture (SmolLM2's config, 2 small layers)
+    with the real tokenizer: the training code runs for real in seconds."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from domaintune.modeling.base import embedded_gguf
+    from domaintune.params import load_params
+
+    path = tmp_path_factory.mktemp("tiny_model") / "model"
+    gguf = embedded_gguf(load_params(ROOT / "params.yaml").model)
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config.update(dict(num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                       num_key_value_heads=2, head_dim=16))
+    torch.manual_seed(0)  # the same tiny model every run
+    AutoModelForCausalLM.from_config(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

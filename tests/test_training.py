@@ -1,6 +1,7 @@
 """Training mechanics on a tiny randomly initialized model of the real architecture (fast)."""
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -35,19 +36,11 @@ print("METRICS" + json.dumps(m))
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tokenizer):
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from domaintune.modeling.base import embedded_gguf
-    from domaintune.params import load_params
+def tiny(tmp_path_factory, tiny_model):
+    import shutil
 
     root = tmp_path_factory.mktemp("tiny")
-    gguf = embedded_gguf(load_params().model)
-    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    config.update(dict(num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
-                       num_key_value_heads=2, head_dim=16))
-    AutoModelForCausalLM.from_config(config).save_pretrained(root / "base")
-    tokenizer.save_pretrained(root / "base")
+    shutil.copytree(tiny_model, root / "base")
     rows = [{"id": f"r{i}", "task": "general", "lang": "en", "split": "train",
              "messages": [{"role": "user", "content": f"Say the number {i}."},
                           {"role": "assistant", "content": f"The number is {i}."}]} for i in range(24)]
@@ -160,3 +153,77 @@ def test_forgetting_guard_stops_and_restores_the_last_good_adapter(tiny, tmp_pat
         assert [c["step"] for c in g["checks"]] == [2, 4, 6, 8]
         assert any(float(v.abs().max()) > 0.0 for v in lora_b)
     assert (tmp_path / "live" / "plots" / "metrics" / "guard" / "general.tsv").exists()
+
+
+def test_padding_free_batches_train_exactly_like_padded_ones(tiny, tmp_path):
+    """Rows concatenated into one sequence must not attend to each other: same losses as padding."""
+    from domaintune.training.sft import train_adapter
+
+    losses = {}
+    for free in (True, False):
+        phase = PhaseParams(**{**PHASE, "max_steps": 3, "save_steps": 0, "batch_size": 4, "padding_free": free})
+        m = train_adapter(tiny / "base", tiny / "train.jsonl", tiny / "val.jsonl", tmp_path / f"a{free}", phase,
+                          LoraParams(**LORA), 7, tmp_path / f"ckpt{free}")
+        assert m["padding_free"] is free
+        losses[free] = (m["train_loss"], m["eval_loss"])
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
+def test_qlora_trains_on_4bit_weights_and_merges_into_full_precision(tiny, tmp_path):
+    import torch
+    from bitsandbytes.nn import Linear4bit
+    from safetensors.torch import load_file
+
+    from domaintune.modeling.merge import merge_adapter
+    from domaintune.training.model_loading import load_for_training
+    from domaintune.training.sft import train_adapter
+
+    quantized = load_for_training(tiny / "base", "4bit", bf16=False, gradient_checkpointing=True)
+    assert isinstance(quantized.model.layers[0].self_attn.q_proj, Linear4bit)
+    assert quantized.config.quantization_config.bnb_4bit_quant_type == "nf4"
+    assert quantized.config.quantization_config.bnb_4bit_use_double_quant is True
+
+    phase = PhaseParams(**{**PHASE, "max_steps": 3, "save_steps": 0, "learning_rate": 1e-2,
+                           "quantization": "4bit", "gradient_checkpointing": True})
+    m = train_adapter(tiny / "base", tiny / "train.jsonl", tiny / "val.jsonl", tmp_path / "a", phase,
+                      LoraParams(**LORA), 7, tmp_path / "ckpt")
+    assert m["quantization"] == "4bit" and m["steps"] == 3 and math.isfinite(m["train_loss"])
+
+    merge_adapter(tiny / "base", tmp_path / "a", tmp_path / "merged")
+    config = json.loads((tmp_path / "merged" / "config.json").read_text())
+    assert "quantization_config" not in config
+    base = load_file(tiny / "base" / "model.safetensors")
+    merged = load_file(tmp_path / "merged" / "model.safetensors")
+    adapter = load_file(tmp_path / "a" / "adapter_model.safetensors")
+    key = "model.layers.0.self_attn.q_proj"
+    a, b = (adapter[f"base_model.model.{key}.lora_{x}.weight"].float() for x in "AB")
+    assert merged[f"{key}.weight"].dtype == torch.float32
+    assert float(b.abs().max()) > 0  # the adapter trained
+    # merged = full-precision base + scale * B @ A, not a re-quantized base
+    expected = base[f"{key}.weight"] + (LORA["alpha"] / LORA["r"]) * b @ a
+    assert torch.allclose(merged[f"{key}.weight"], expected, atol=1e-6)
+
+
+def test_ddp_launch_trains_on_two_cpu_processes_and_saves_one_adapter(tiny, tmp_path, root):
+    """The real `accelerate launch` with configs/accelerate/ddp.yaml: 2 processes over gloo."""
+    from domaintune.params import LaunchParams
+    from domaintune.training.launch import launch_command
+
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    cfg = {"base": str(tiny / "base"), "train": str(tiny / "train.jsonl"), "val": str(tiny / "val.jsonl"),
+           "out": str(tmp_path / "adapter"), "phase": {**PHASE, "save_steps": 4}, "lora": LORA,
+           "ckpt": str(tmp_path / "ckpt"), "live": str(tmp_path / "live")}
+    cmd = launch_command(LaunchParams(strategy="ddp", num_processes=2), [str(script), json.dumps(cfg), "0"])
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    reports = [json.loads(line.split("METRICS", 1)[1]) for line in proc.stdout.splitlines() if "METRICS" in line]
+    assert len(reports) == 2  # both processes finished train_adapter
+    ranks = reports[0]["ranks"]
+    assert reports[0]["world_size"] == 2 and sorted(r["rank"] for r in ranks) == [0, 1]
+    assert all(r["steps"] == PHASE["max_steps"] for r in ranks)  # both ranks trained every step
+    assert ranks[0]["lora_sha256"] == ranks[1]["lora_sha256"]  # DDP kept their weights in sync
+    saved = sorted(p.name for p in (tmp_path / "adapter").iterdir())
+    assert "adapter_model.safetensors" in saved and "training_args.bin" not in saved
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".adapter")]  # no second, half-moved copy

@@ -8,7 +8,7 @@ import time
 import torch
 
 from domaintune.evaluation.generate import generate
-from domaintune.training.sft import peak_mem_mb
+from domaintune.memory import peak_mem_mb
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -36,10 +36,10 @@ def fingerprint(inputs: list[str | Path], settings: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def run_dir(phase: str, fp: str, root: Path = ROOT) -> Path:
-    """This run's checkpoint folder; stale folders of other runs of the phase are deleted."""
+def run_dir(phase: str, fp: str, root: Path = ROOT, clean: bool = True) -> Path:
+    """This run's checkpoint folder; with ``clean``, stale folders of other runs of the phase are deleted."""
     phase_dir = root / phase
-    if phase_dir.is_dir():
+    if clean and phase_dir.is_dir():
         for other in phase_dir.iterdir():
             if other.name != fp:
                 shutil.rmtree(other, ignore_errors=True)

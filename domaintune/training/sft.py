@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
-import resource
+import os
+import shutil
 import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from datasets import Dataset
 from dvclive import Live
-from peft import LoraConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+from peft import LoraConfig, get_peft_model_state_dict
+from transformers import AutoTokenizer, set_seed
 from transformers.integrations import DVCLiveCallback
 from trl import SFTConfig, SFTTrainer
 
 from domaintune.io import atomic_path, read_jsonl
+from domaintune.memory import peak_mem_mb
 from domaintune.params import LoraParams, PhaseParams
 from domaintune.training import auto_size
 from domaintune.training.chat_format import tokenize_with_mask
 from domaintune.training.checkpoints import last_checkpoint
 from domaintune.training.guard import ForgettingGuard
+from domaintune.training.model_loading import load_for_training, training_device
 from domaintune.training.precision import use_bf16
 
 log = logging.getLogger(__name__)
@@ -50,10 +55,40 @@ def top_layers(model, n: int) -> list[int] | None:
     return list(range(total - n, total))
 
 
-def peak_mem_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def is_main_rank() -> bool:
+    """Rank 0, known from the launcher's environment before any process group exists."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def rank_summaries(model, steps: int) -> list[dict]:
+    """Each process's step count and LoRA weight digest, gathered from every rank (one entry alone)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(get_peft_model_state_dict(model).items()):
+        h.update(name.encode())
+        h.update(tensor.detach().float().cpu().numpy().tobytes())
+    mine = {"rank": dist.get_rank() if dist.is_initialized() else 0, "steps": steps, "lora_sha256": h.hexdigest()[:16]}
+    if not dist.is_initialized():
+        return [mine]
+    everyone: list = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, mine)
+    return everyone
+
+
+def save_adapter(trainer: SFTTrainer, tok, out_dir: Path, staging: Path) -> None:
+    """One adapter, whatever the number of processes. Every rank takes part in ``save_model``
+    (FSDP and ZeRO-3 gather the sharded weights there); only the main process writes, to a
+    staging folder outside the DVC outputs, and then moves the adapter into place atomically."""
+    if trainer.is_fsdp_enabled:
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    trainer.save_model(str(staging))
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        with atomic_path(out_dir, is_dir=True) as tmp:
+            for name in ("adapter_config.json", "adapter_model.safetensors"):  # not the pickled training_args.bin
+                shutil.copy2(staging / name, tmp / name)
+            tok.save_pretrained(tmp)
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
 
 
 def train_adapter(
@@ -83,7 +118,7 @@ def train_adapter(
     longest = max(len(x) for ds in (train_ds, val_ds) for x in ds["input_ids"])
     phase, lora, chosen = auto_size.resolve(phase, lora, len(train_ds), longest, torch.cuda.is_available())
     bf16 = use_bf16(phase.precision)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    model = load_for_training(base_dir, phase.quantization, bf16, phase.gradient_checkpointing)
 
     args = SFTConfig(
         output_dir=str(checkpoint_dir),
@@ -98,7 +133,12 @@ def train_adapter(
         weight_decay=phase.weight_decay,
         max_grad_norm=phase.max_grad_norm,
         bf16=bf16,
-        max_length=phase.max_length,
+        max_length=None,  # rows over max_length were dropped and counted above, never truncated
+        # Padding-free: a batch is one row of concatenated examples; position ids restart per example
+        # so attention stays within each (transformers builds the block-diagonal mask from them).
+        padding_free=phase.padding_free,
+        gradient_checkpointing=phase.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if phase.gradient_checkpointing else None,
         logging_steps=phase.log_steps,
         eval_strategy="no",
         save_strategy="steps" if phase.save_steps else "no",
@@ -108,8 +148,10 @@ def train_adapter(
         seed=seed,
         data_seed=seed,
         dataloader_num_workers=0,
-        train_sampling_strategy="group_by_length",  # less padding per batch
-        use_cpu=not torch.cuda.is_available(),
+        # similar lengths per batch: less padding, and less attention over a padding-free row
+        train_sampling_strategy="group_by_length",
+        use_cpu=training_device() == "cpu",
+        ddp_find_unused_parameters=False,  # LoRA on the top layers: the frozen lower layers have no grads
     )
     peft_config = LoraConfig(
         r=lora.r,
@@ -121,7 +163,7 @@ def train_adapter(
     )
     resume = last_checkpoint(Path(checkpoint_dir))
     callbacks, live, guard = [], None, None
-    if live_dir is not None:
+    if live_dir is not None and is_main_rank():
         # A resumed run appends to the interrupted run's curves instead of starting new ones.
         live = Live(dir=str(live_dir), resume=bool(resume), save_dvc_exp=False, dvcyaml=False)
         callbacks.append(DVCLiveCallback(live=live))
@@ -143,9 +185,8 @@ def train_adapter(
     runtime = time.perf_counter() - start
     eval_loss = trainer.evaluate()["eval_loss"]
 
-    with atomic_path(out_dir, is_dir=True) as tmp:
-        trainer.model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
+    ranks = rank_summaries(trainer.model, result.global_step)
+    save_adapter(trainer, tok, Path(out_dir), Path(checkpoint_dir) / "final")
 
     epochs_done = result.metrics.get("epoch", phase.epochs)
     metrics = {
@@ -161,6 +202,11 @@ def train_adapter(
         "val_examples": len(val_ds),
         "too_long_removed": train_too_long + val_too_long,
         "precision": "bf16" if bf16 else "fp32",
+        "quantization": phase.quantization,
+        "padding_free": phase.padding_free,
+        "device": training_device(),
+        "world_size": len(ranks),
+        "ranks": ranks,  # per process: steps and a digest of its LoRA weights (equal under DDP)
         "lora_r": lora.r,
         "auto": chosen,  # the values picked for params set to "auto"
         "guard": guard.summary() if guard else None,
