@@ -157,6 +157,7 @@ class PhaseParams(Strict):
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"]
     precision: Literal["auto", "bf16", "fp32"]
     log_steps: int = Field(10, gt=0, description="log loss and learning rate every N steps (DVCLive curves)")
+    eval_steps: int = Field(0, ge=0, description="validation loss every N steps (DVCLive curve); 0 = at the end only")
     save_steps: int = Field(50, ge=0, description="checkpoint every N steps to resume an interrupted run; 0 = never")
     quantization: Literal["none", "4bit"] = Field(
         "none", description="4bit: QLoRA, the base loaded in NF4 with double quantization (bitsandbytes)")

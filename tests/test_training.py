@@ -13,7 +13,7 @@ from domaintune.params import LoraParams, PhaseParams
 
 PHASE = dict(learning_rate=1e-3, epochs=1, max_steps=8, batch_size=2, grad_accum=1, max_length=128,
              warmup_ratio=0.0, weight_decay=0.0, max_grad_norm=1.0, scheduler="constant", precision="fp32",
-             save_steps=2, log_steps=1)
+             save_steps=2, log_steps=1, eval_steps=4)
 LORA = dict(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"], top_layers=0)
 
 # Runs train_adapter in a child process; each step sleeps so the test can kill it midway.
@@ -79,7 +79,9 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny, root):
     rows = (tiny / "live" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
     assert rows[0].split("\t") == ["step", "loss"]
     steps = [int(r.split("\t")[0]) for r in rows[1:]]
-    assert len(steps) >= PHASE["max_steps"] and steps == sorted(set(steps))
+    assert steps == list(range(1, PHASE["max_steps"] + 1))  # by global step; none twice, none lost
+    evals = (tiny / "live" / "plots" / "metrics" / "eval" / "loss.tsv").read_text().splitlines()[1:]
+    assert [int(r.split("\t")[0]) for r in evals] == [4, 8]  # validation loss every eval_steps, by global step
 
 
 def test_phase_lora_overrides_apply_to_one_phase_only(root):

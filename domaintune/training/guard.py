@@ -81,6 +81,7 @@ class ForgettingGuard(TrainerCallback):
         s = self.score(model)
         self.checks.append({"step": state.global_step, **s})
         if self.live is not None:
+            self.live.step = state.global_step
             self.live.log_metric("guard/general", s["general"])
             if s["domain"] is not None:
                 self.live.log_metric("guard/domain", s["domain"])

@@ -13,10 +13,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from datasets import Dataset
-from dvclive import Live
 from peft import LoraConfig, get_peft_model_state_dict
 from transformers import AutoTokenizer, set_seed
-from transformers.integrations import DVCLiveCallback
 from trl import SFTConfig, SFTTrainer
 
 from domaintune.io import atomic_path, read_jsonl
@@ -25,6 +23,7 @@ from domaintune.params import LoraParams, PhaseParams
 from domaintune.training import auto_size
 from domaintune.training.chat_format import tokenize_with_mask
 from domaintune.training.checkpoints import last_checkpoint
+from domaintune.training.curves import GlobalStepDVCLive, open_live
 from domaintune.training.guard import ForgettingGuard
 from domaintune.training.model_loading import load_for_training, training_device
 from domaintune.training.precision import use_bf16
@@ -140,7 +139,8 @@ def train_adapter(
         gradient_checkpointing=phase.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if phase.gradient_checkpointing else None,
         logging_steps=phase.log_steps,
-        eval_strategy="no",
+        eval_strategy="steps" if phase.eval_steps else "no",
+        eval_steps=phase.eval_steps or None,
         save_strategy="steps" if phase.save_steps else "no",
         save_steps=phase.save_steps or 500,
         save_total_limit=1,  # a LoRA checkpoint is small, but optimizer state adds up
@@ -162,11 +162,11 @@ def train_adapter(
         task_type="CAUSAL_LM",
     )
     resume = last_checkpoint(Path(checkpoint_dir))
+    resumed_step = int(Path(resume).name.rsplit("-", 1)[-1]) if resume else 0
     callbacks, live, guard = [], None, None
     if live_dir is not None and is_main_rank():
-        # A resumed run appends to the interrupted run's curves instead of starting new ones.
-        live = Live(dir=str(live_dir), resume=bool(resume), save_dvc_exp=False, dvcyaml=False)
-        callbacks.append(DVCLiveCallback(live=live))
+        live = open_live(str(live_dir), resumed_step)
+        callbacks.append(GlobalStepDVCLive(live=live))
     if phase.guard.every_steps and guard_path is not None:
         domain = [r for r in read_jsonl(val_path) if r["task"] == "intent"]
         guard = ForgettingGuard(str(base_dir), read_jsonl(guard_path), domain, phase.guard, live)
@@ -177,13 +177,15 @@ def train_adapter(
         processing_class=tok, peft_config=peft_config, callbacks=callbacks,
     )
     n_tokens = sum(len(x) for x in train_ds["input_ids"])
-    resumed_step = int(Path(resume).name.rsplit("-", 1)[-1]) if resume else 0
     if resume:
         log.info("resuming from %s", resume)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     runtime = time.perf_counter() - start
-    eval_loss = trainer.evaluate()["eval_loss"]
+    # the last step's scheduled evaluation, if there was one; else one now
+    done = [h["eval_loss"] for h in trainer.state.log_history
+            if "eval_loss" in h and h.get("step") == trainer.state.global_step]
+    eval_loss = done[-1] if done else trainer.evaluate()["eval_loss"]
 
     ranks = rank_summaries(trainer.model, result.global_step)
     save_adapter(trainer, tok, Path(out_dir), Path(checkpoint_dir) / "final")
