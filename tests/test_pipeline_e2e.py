@@ -125,8 +125,10 @@ def test_nothing_to_do_after_repro(repo):
     assert "changed" not in out and "modified" not in out, out
 
 
-def test_exp_run_changes_rank_and_reruns_only_training(repo):
-    out = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "lora.r=8"], repo)
+def test_exp_run_changes_rank_and_launch_and_reruns_only_training(repo):
+    """`dvc exp run` with a new rank, trained as 2 DDP processes through `accelerate launch`."""
+    out = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "lora.r=8", "-S", "train.launch.strategy=ddp",
+               "-S", "train.launch.num_processes=2"], repo)
     for skipped in ("prepare_base", "build@general", "build@intents", "mix", "evaluate@base"):
         assert f"Running stage '{skipped}'" not in out, out[-3000:]
     for rerun in ("train@instruct", "merge@instruct", "train@specialist", "evaluate@specialist"):
@@ -134,3 +136,5 @@ def test_exp_run_changes_rank_and_reruns_only_training(repo):
     for phase in ("instruct", "specialist"):
         adapter = json.loads((repo / f"models/adapters/{phase}/adapter_config.json").read_text())
         assert adapter["r"] == 8
+        metrics = json.loads((repo / f"metrics/train_{phase}.json").read_text())
+        assert metrics["world_size"] == 2 and len({r["lora_sha256"] for r in metrics["ranks"]}) == 1

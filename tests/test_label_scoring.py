@@ -1,0 +1,63 @@
+"""The fast label-scoring classifier against a brute-force reference on the same model."""
+
+import math
+
+import pytest
+import torch
+
+from domaintune.records import INTENTS
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from domaintune.data.intents import SYSTEM_PROMPT
+    from domaintune.evaluation.label_scoring import LabelScorer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    return LabelScorer(model, AutoTokenizer.from_pretrained(tiny_model), list(INTENTS), SYSTEM_PROMPT)
+
+
+def brute_force(scorer, text):
+    """Each label's sequence run whole, without cache or custom mask; the same tokens summed."""
+    totals = []
+    for ids in scorer.label_ids:
+        prompt = scorer._prompt_ids(text)
+        with torch.inference_mode():
+            logp = torch.log_softmax(scorer.model(input_ids=torch.tensor([prompt + ids])).logits[0].float(), -1)
+        total = 0.0
+        for i in range(len(ids)):
+            if i == 0 or tuple(ids[:i]) in scorer.branches:
+                total += float(logp[len(prompt) + i - 1, ids[i]])
+        totals.append(total)
+    m = max(totals)
+    z = sum(math.exp(t - m) for t in totals)
+    return [math.exp(t - m) / z for t in totals]
+
+
+@pytest.mark.parametrize("text", ["hey there, good morning!", "Where can I eat good kebab near Taksim tonight?",
+                                  "Quel temps fera-t-il à Paris demain ?"])
+def test_scores_match_a_brute_force_forward_per_label(scorer, text):
+    fast = scorer.scores(text)
+    assert sum(fast) == pytest.approx(1.0, abs=1e-6)
+    assert fast == pytest.approx(brute_force(scorer, text), abs=1e-4)
+    assert scorer.scores(text) == pytest.approx(fast, abs=1e-6)  # the shared cache was restored
+
+
+def test_labels_with_shared_first_tokens_are_told_apart(scorer):
+    firsts = [ids[0] for ids in scorer.label_ids]
+    shared = len(firsts) - len(set(firsts))
+    # SmolLM2's tokenizer splits route_planning-like labels on common pieces: branch points exist
+    # exactly when some labels share a first token.
+    assert bool(scorer.branches) == (shared > 0)
+    assert len({tuple(ids) for ids in scorer.label_ids}) == len(INTENTS)
+
+
+def test_classify_returns_the_trained_json_schema(scorer):
+    from domaintune.evaluation.intent import parse_intent
+
+    out = scorer.classify_json("Any museums open on Monday in Rome?")
+    parsed = parse_intent(out, list(INTENTS))
+    assert parsed is not None and parsed["all_intents"][0] == parsed["primary_intent"]
+    assert 1 / len(INTENTS) <= parsed["confidence"] <= 1
