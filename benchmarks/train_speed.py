@@ -30,6 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 TARGET_SPEEDUP = 3.0
+# the pipeline as configured (padding-free), and with padding-free off (rows grouped by length and
+# padded to the longest in the batch), to show what padding-free adds on its own
+KINDS = ("plain", "pipeline", "pipeline_padded")
 
 
 def matmul_tflops(dtype_name: str, n: int = 2048, reps: int = 10) -> float:
@@ -82,7 +85,8 @@ def plain_script(base: Path, rows: list[dict], out: Path, phase, lora, seed: int
             "linear_params": linear_params(model), "precision": "fp32"}
 
 
-def pipeline(base: Path, rows: list[dict], val: list[dict], out: Path, phase, lora, seed: int) -> dict:
+def pipeline(base: Path, rows: list[dict], val: list[dict], out: Path, phase, lora, seed: int,
+             padding_free: bool = True) -> dict:
     from transformers import AutoModelForCausalLM
 
     from domaintune.io import write_jsonl
@@ -90,12 +94,15 @@ def pipeline(base: Path, rows: list[dict], val: list[dict], out: Path, phase, lo
 
     write_jsonl(out / "train.jsonl", rows)
     write_jsonl(out / "val.jsonl", val[:4])  # train_adapter's own eval pass is not what is compared
-    phase = phase.model_copy(update={"save_steps": 0, "epochs": 1, "max_steps": -1,
+    phase = phase.model_copy(update={"save_steps": 0, "epochs": 1, "max_steps": -1, "padding_free": padding_free,
+                                     "eval_steps": 0,
                                      "guard": phase.guard.model_copy(update={"every_steps": 0})})
     m = train_adapter(base, out / "train.jsonl", out / "val.jsonl", out / "adapter", phase, lora, seed, out / "ckpt")
     tokens = m["tokens_per_s"] * m["runtime_s"]
     model = AutoModelForCausalLM.from_pretrained(base)
-    return {"runtime_s": m["runtime_s"], "tokens": round(tokens), "processed_tokens": round(tokens),
+    # padded: batches padded to their longest row, which train_adapter does not count
+    return {"runtime_s": m["runtime_s"], "tokens": round(tokens),
+            "processed_tokens": round(tokens) if padding_free else None,
             "linear_params": linear_params(model), "precision": m["precision"],
             "too_long_removed": m["too_long_removed"]}
 
@@ -134,7 +141,7 @@ def child(kind: str, cfg: dict) -> None:
     if kind == "plain":
         result = plain_script(base, rows, out, phase, lora, p.seed)
     else:
-        result = pipeline(base, rows, val, out, phase, lora, p.seed)
+        result = pipeline(base, rows, val, out, phase, lora, p.seed, padding_free=kind == "pipeline")
     result["peak_mem_mb"] = peak_mem_mb()
     result["eval_loss"] = assistant_loss(base, out / "adapter", val)
     (out / "result.json").write_text(json.dumps(result))
@@ -145,7 +152,7 @@ def main() -> None:
     ap.add_argument("--phase", default="specialist", choices=["instruct", "specialist"])
     ap.add_argument("--rows", type=int, default=32, help="training rows (from the phase's train split)")
     ap.add_argument("--val-rows", type=int, default=24, help="held-out rows both adapters are scored on")
-    ap.add_argument("--child", choices=["plain", "pipeline"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=KINDS, help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -178,7 +185,7 @@ def main() -> None:
                 if len(tokenize_with_mask(tok, r["messages"], r.get("tools"))["input_ids"]) <= limit]
         write_jsonl(Path(tmp) / "train.jsonl", fits)
         results = {}
-        for kind in ("plain", "pipeline"):
+        for kind in KINDS:
             out = Path(tmp) / kind
             out.mkdir()
             cfg = {"phase": a.phase, "base": str(base), "out": str(out), "train": str(Path(tmp) / "train.jsonl"),
@@ -190,14 +197,14 @@ def main() -> None:
     peaks = {"fp32": matmul_tflops("float32"), "bf16": matmul_tflops("bfloat16")}
     print(f"{a.rows} rows of {a.phase}_train (max_length {limit}); eval on {a.val_rows} held-out rows")
     print(f"peak matmul measured here: fp32 {peaks['fp32']:.2f} TFLOP/s, bf16 {peaks['bf16']:.2f} TFLOP/s")
-    print(f"{'':10}{'tokens/s':>10}{'runtime s':>11}{'padded %':>10}{'eval loss':>11}{'peak MB':>9}"
+    print(f"{'':16}{'tokens/s':>10}{'runtime s':>11}{'padded %':>10}{'eval loss':>11}{'peak MB':>9}"
           f"{'% of peak':>11}  precision")
     speed = {}
     for kind, r in results.items():
         speed[kind] = r["tokens"] / r["runtime_s"]
         flops = 4 * r["linear_params"] * speed[kind]
-        padded = 100 * (1 - r["tokens"] / r["processed_tokens"])
-        print(f"{kind:10}{speed[kind]:10.1f}{r['runtime_s']:11.1f}{padded:10.1f}{r['eval_loss']:11.4f}"
+        padded = f"{100 * (1 - r['tokens'] / r['processed_tokens']):.1f}" if r["processed_tokens"] else "-"
+        print(f"{kind:16}{speed[kind]:10.1f}{r['runtime_s']:11.1f}{padded:>10}{r['eval_loss']:11.4f}"
               f"{r['peak_mem_mb']:9.0f}{100 * flops / 1e12 / peaks[r['precision']]:11.2f}  {r['precision']}")
     ratio = speed["pipeline"] / speed["plain"]
     no_worse = results["pipeline"]["eval_loss"] <= results["plain"]["eval_loss"]

@@ -202,6 +202,8 @@ class EvalParams(Strict):
     batch_size: PosInt
     max_new_tokens: PosInt
     latency_queries: PosInt
+    retention_min: Fraction = Field(0.95, description="retention (final / base probe score) the gate asks for")
+    retention_action: Literal["warn", "fail"] = Field("warn", description="below retention_min: warn, or fail")
 
 
 class Params(Strict):

@@ -1,17 +1,40 @@
-"""DVC stage: metrics/intent.json, retention.json and latency.json from the per-model evaluations."""
+"""DVC stage: metrics/intent.json, retention.json, latency.json and the evaluation plots, from the
+per-model evaluations; then the retention gate (eval.retention_min, eval.retention_action)."""
 
+import csv
 import json
+import logging
 
-from domaintune.cli import run_stage
-from domaintune.evaluation.summary import summarize
-from domaintune.io import write_json
+from domaintune.cli import GateError, run_stage
+from domaintune.evaluation.summary import plot_rows, summarize
+from domaintune.io import atomic_path, write_json
+from domaintune.params import load_params
+
+MODELS = ("base", "instruct", "specialist")
+
+
+def write_csv(path: str, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["empty"])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def main() -> None:
-    base = json.load(open("evals/base.json"))
-    final = json.load(open("evals/specialist.json"))
-    for name, metrics in summarize(base, final).items():
-        write_json(f"metrics/{name}.json", metrics)
+    p = load_params()
+    evals = {name: json.load(open(f"evals/{name}.json")) for name in MODELS}
+    metrics = summarize(evals, p.eval.retention_min)
+    for name, values in metrics.items():
+        write_json(f"metrics/{name}.json", values)
+    for name, rows in plot_rows(evals["specialist"]).items():
+        write_csv(f"plots/{name}.csv", rows)
+    gate = metrics["retention"]
+    if not gate["gate"]["passed"]:
+        msg = (f"retention {gate['retention']:.3f} is below eval.retention_min {p.eval.retention_min}: the final "
+               f"model answers {gate['final']:.2f} of the general probes, the base {gate['base']:.2f}")
+        if p.eval.retention_action == "fail":
+            raise GateError(msg)
+        logging.getLogger("summarize").warning("%s (eval.retention_action: warn)", msg)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 import math
 
+from domaintune.evaluation.calibration import expected_calibration_error, reliability
 from domaintune.evaluation.intent import parse_intent, score_intents
 from domaintune.evaluation.latency import percentile
 from domaintune.evaluation.retention import probe_correct, score_probes
@@ -45,14 +46,32 @@ def test_probe_answers_match_whole_words_only():
     assert score_probes(["Lima", "5"], recs)["score"] == 0.5
 
 
-def test_summary_retention_is_final_over_base():
-    def ev(acc, probes):
-        return {"intent": {"accuracy": acc, "macro_f1": acc, "json_valid_rate": 1.0, "per_language": {}},
-                "probes": {"score": probes, "per_kind": {}, "examples": 10}, "latency": {"classify_p50_ms": 1.0}}
-    s = summarize(ev(0.1, 0.5), ev(0.9, 0.45))
+def ev(acc, probes):
+    intent = {"accuracy": acc, "macro_f1": acc, "json_valid_rate": 1.0, "ece": 0.1, "per_language": {},
+              "per_intent": {}, "reliability": []}
+    return {"intent": intent, "intent_scored": {**intent, "accuracy": acc + 0.05},
+            "probes": {"score": probes, "per_kind": {}, "examples": 10}, "latency": {"classify_p50_ms": 1.0},
+            "predictions": []}
+
+
+def test_summary_retention_is_final_over_base_and_gated():
+    s = summarize({"base": ev(0.1, 0.5), "instruct": ev(0.05, 0.5), "specialist": ev(0.9, 0.45)}, 0.95)
     assert math.isclose(s["retention"]["retention"], 0.9)
+    assert s["retention"]["gate"] == {"min": 0.95, "passed": False}
     assert math.isclose(s["intent"]["accuracy_gain"], 0.8)
-    assert s["intent"]["base"]["accuracy"] == 0.1
+    assert s["intent"]["base"]["accuracy"] == 0.1 and s["intent"]["instruct"]["accuracy"] == 0.05
+    assert math.isclose(s["intent"]["scored"]["accuracy"], 0.95) and "reliability" not in s["intent"]
+    assert summarize({"base": ev(0.1, 0.5), "specialist": ev(0.9, 0.5)}, 0.95)["retention"]["gate"]["passed"]
+
+
+def test_calibration_error_is_the_weighted_gap_per_bin():
+    # bin 0.9: 4 answers at 0.95 confidence, 2 right -> gap 0.45; bin 0.5: 2 at 0.55, both right -> gap 0.45
+    conf, correct = [0.95] * 4 + [0.55] * 2, [True, True, False, False, True, True]
+    bins = reliability(conf, correct)
+    assert [(b["bin"], b["count"]) for b in bins] == [(5, 2), (9, 4)]
+    assert math.isclose(expected_calibration_error(conf, correct), 4 / 6 * 0.45 + 2 / 6 * 0.45)
+    assert expected_calibration_error([0.8] * 5, [True] * 4 + [False]) < 1e-9  # 80% sure, 80% right
+    assert expected_calibration_error([1.0], [True]) == 0.0  # confidence 1.0 falls in the top bin
 
 
 def test_percentile():

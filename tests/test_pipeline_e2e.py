@@ -93,7 +93,14 @@ def test_every_metrics_file_holds_finite_numbers(repo):
         assert numbers, name
         assert all(math.isfinite(x) for x in numbers), name
     intent = json.loads((repo / "metrics/intent.json").read_text())
-    assert {"accuracy", "macro_f1", "json_valid_rate", "per_intent", "per_language", "base"} <= intent.keys()
+    assert {"accuracy", "macro_f1", "json_valid_rate", "ece", "per_intent", "per_language", "base", "instruct",
+            "scored"} <= intent.keys()
+    assert intent["scored"]["json_valid_rate"] == 1.0  # label scoring always answers in the schema
+    latency = json.loads((repo / "metrics/latency.json").read_text())
+    assert latency["classify_mode"] == "label_scoring"
+    assert latency["classify_p50_ms"] < latency["generate_classify_p50_ms"]  # one pass against a decode loop
+    for plot in ("confusion", "confusion_scored", "reliability_generate", "reliability_scored"):
+        assert (repo / "plots" / f"{plot}.csv").read_text().count("\n") >= 2, plot
     data = json.loads((repo / "metrics/data.json").read_text())
     assert {"examples", "mix", "duplicates_removed", "tokens"} <= data.keys()
     assert data["tokens"]["p50"] <= data["tokens"]["p95"] <= data["tokens"]["max"]
@@ -131,7 +138,8 @@ def test_exp_run_changes_rank_and_launch_and_reruns_only_training(repo):
                "-S", "train.launch.num_processes=2"], repo)
     for skipped in ("prepare_base", "build@general", "build@intents", "mix", "evaluate@base"):
         assert f"Running stage '{skipped}'" not in out, out[-3000:]
-    for rerun in ("train@instruct", "merge@instruct", "train@specialist", "evaluate@specialist"):
+    for rerun in ("train@instruct", "merge@instruct", "evaluate@instruct", "train@specialist",
+                  "evaluate@specialist"):
         assert f"Running stage '{rerun}'" in out, out[-3000:]
     for phase in ("instruct", "specialist"):
         adapter = json.loads((repo / f"models/adapters/{phase}/adapter_config.json").read_text())
