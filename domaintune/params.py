@@ -202,6 +202,14 @@ class EvalParams(Strict):
     batch_size: PosInt
     max_new_tokens: PosInt
     latency_queries: PosInt
+    tool_examples: PosInt = 30
+    tool_max_new_tokens: PosInt = 64
+    travel_examples: PosInt = 10
+    travel_max_new_tokens: PosInt = 768
+    perplexity_examples: PosInt = 100
+    report_max_new_tokens: PosInt = 160
+    questions: str = "data/raw/eval/questions.yaml"
+    catalog: str = "data/raw/travel/destinations.yaml"
     retention_min: Fraction = Field(0.95, description="retention (final / base probe score) the gate asks for")
     retention_action: Literal["warn", "fail"] = Field("warn", description="below retention_min: warn, or fail")
 

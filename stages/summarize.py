@@ -1,5 +1,6 @@
-"""DVC stage: metrics/intent.json, retention.json, latency.json and the evaluation plots, from the
-per-model evaluations; then the retention gate (eval.retention_min, eval.retention_action)."""
+"""DVC stage: metrics/intent.json, retention.json, latency.json, tools.json, travel.json and the
+evaluation plots, from the per-model evaluations; then the retention gate (eval.retention_min,
+eval.retention_action)."""
 
 import csv
 import json

@@ -5,6 +5,7 @@ import hashlib
 import json
 import random
 import re
+from collections import Counter
 
 import pytest
 
@@ -66,9 +67,22 @@ def test_intent_test_split_uses_only_heldout_templates_and_values(params):
     assert stats["heldout_templates"] > 0
 
 
+def test_intent_test_split_is_stratified_by_intent_and_language(params):
+    cfg = params.data.intents
+    records, _ = build_intents(cfg, params.seed)
+    test = [r for r in records if r["split"] == "test"]
+    per_intent = Counter(r["meta"]["intent"] for r in test)
+    assert min(per_intent.values()) >= cfg.test_examples_per_intent - 1  # repeats are redrawn, not dropped
+    single = Counter((r["meta"]["intent"], r["lang"]) for r in test if len(r["meta"]["all_intents"]) == 1)
+    assert len(single) == 15 * 6  # every intent in every language
+    by_lang = Counter(r["lang"] for r in test)
+    assert max(by_lang.values()) <= 1.35 * min(by_lang.values()), by_lang  # was 39 en against 18 ar
+    assert len({r["lang"] for r in test if len(r["meta"]["all_intents"]) > 1}) >= 4  # multi-intent too
+
+
 def test_undefined_slot_is_reported_with_location(tmp_path):
     bad = tmp_path / "u.yaml"
-    bad.write_text('slots: {city: ["Rome"]}\nintents:\n  weather:\n    en: ["Rain in {town}?"]\n')
+    bad.write_text('slots: {city: ["Rome", "Oslo"]}\nintents:\n  weather:\n    en: ["Rain in {town}?"]\n')
     with pytest.raises(InputError, match=r"u.yaml:4: intents.weather.en\[0\]: slot \{town\} is not defined"):
         Templates(bad)
     assert SLOT.findall("{a} and {b}") == ["a", "b"]
@@ -283,4 +297,25 @@ def test_unknown_intent_in_utterances_file_is_reported(tmp_path):
     bad = tmp_path / "u.yaml"
     bad.write_text('intents:\n  greeting:\n    en: ["hi"]\n  greetingz:\n    en: ["hello"]\n')
     with pytest.raises(InputError, match=r"u.yaml:4: intents.greetingz: unknown intent 'greetingz'"):
+        Templates(bad)
+
+
+@pytest.mark.parametrize("text, error", [
+    # a slot given as one string would fill templates with single letters
+    ('slots:\n  city: Rome\nintents:\n  weather:\n    en: ["Rain in {city}?"]\n',
+     r"u.yaml:2: slots.city: Input should be a valid list"),
+    # one value cannot be split into training and held-out values
+    ('slots:\n  city: ["Rome"]\nintents:\n  weather:\n    en: ["Rain in {city}?"]\n',
+     r"u.yaml:2: slots.city: List should have at least 2"),
+    ('intents:\n  weather: ["Rain?"]\n', r"u.yaml:2: intents.weather: Input should be a valid dictionary"),
+    ('intents:\n  weather:\n    english: ["Rain?"]\n', r"u.yaml:3: intents.weather.english"),
+    ('intents:\n  weather:\n    en: ["Rain?"]\nmulti_intent:\n  en:\n    - {intents: [weather], text: "Rain?"}\n',
+     r"u.yaml:6: multi_intent.en\[0\].intents: List should have at least 2"),
+    ('intents:\n  weather:\n    en: ["Rain?"]\nmulti_intent:\n  en:\n    - {intents: [weather, food], text: "x"}\n',
+     r"u.yaml:6: multi_intent.en\[0\].intents: unknown intents \['food'\]"),
+])
+def test_malformed_utterances_file_names_file_line_and_key(tmp_path, text, error):
+    bad = tmp_path / "u.yaml"
+    bad.write_text(text)
+    with pytest.raises(InputError, match=error):
         Templates(bad)

@@ -3,6 +3,7 @@ import math
 from domaintune.evaluation.calibration import expected_calibration_error, reliability
 from domaintune.evaluation.intent import parse_intent, score_intents
 from domaintune.evaluation.latency import percentile
+from domaintune.evaluation.report import comparison_markdown
 from domaintune.evaluation.retention import probe_correct, score_probes
 from domaintune.evaluation.summary import summarize
 
@@ -46,12 +47,20 @@ def test_probe_answers_match_whole_words_only():
     assert score_probes(["Lima", "5"], recs)["score"] == 0.5
 
 
-def ev(acc, probes):
+def ev(acc, probes, ppl=10.0, answer="An answer."):
     intent = {"accuracy": acc, "macro_f1": acc, "json_valid_rate": 1.0, "ece": 0.1, "per_language": {},
               "per_intent": {}, "reliability": []}
+    tools = {k: acc for k in ("call_valid_rate", "name_accuracy", "args_accuracy", "no_call_accuracy",
+                              "grounded_answer_rate")}
+    seed = {"request": "Plan Japan | cheap", "answer": answer, "plan": True, "budget_consistent": acc > 0.5,
+            "followup": True, "named_places": 3, "other_places": 0, "budget_stated": True, "total": 1.0}
+    travel = {"budget_stated_rate": 1.0, "budget_consistent_rate": acc, "named_places_mean": 2.0,
+              "other_places_mean": 0.0, "followup_rate": 0.5, "examples": 4, "seed": [seed]}
     return {"intent": intent, "intent_scored": {**intent, "accuracy": acc + 0.05},
             "probes": {"score": probes, "per_kind": {}, "examples": 10}, "latency": {"classify_p50_ms": 1.0},
-            "predictions": []}
+            "predictions": [], "perplexity": {"perplexity": ppl, "tokens": 100, "examples": 5},
+            "tools": {**tools, "examples": 6}, "travel": travel,
+            "general_answers": [{"question": "What is 156 x 23?", "answer": answer}]}
 
 
 def test_summary_retention_is_final_over_base_and_gated():
@@ -62,6 +71,31 @@ def test_summary_retention_is_final_over_base_and_gated():
     assert s["intent"]["base"]["accuracy"] == 0.1 and s["intent"]["instruct"]["accuracy"] == 0.05
     assert math.isclose(s["intent"]["scored"]["accuracy"], 0.95) and "reliability" not in s["intent"]
     assert summarize({"base": ev(0.1, 0.5), "specialist": ev(0.9, 0.5)}, 0.95)["retention"]["gate"]["passed"]
+
+
+def test_summary_writes_tools_travel_and_perplexity_per_model():
+    s = summarize({"base": ev(0.1, 0.5, ppl=8.0), "instruct": ev(0.2, 0.5, ppl=8.5),
+                   "specialist": ev(0.9, 0.5, ppl=10.0)}, 0.95)
+    assert s["tools"]["name_accuracy"] == 0.9 and s["tools"]["base"]["name_accuracy"] == 0.1
+    assert s["tools"]["instruct"]["args_accuracy"] == 0.2
+    assert s["travel"]["budget_consistent_rate"] == 0.9 and s["travel"]["base"]["budget_consistent_rate"] == 0.1
+    assert s["travel"]["seed"] == {"budget_consistent_rate": 1.0, "followup_rate": 1.0, "named_places_mean": 3.0,
+                                   "requests": 1}
+    ppl = s["retention"]["perplexity"]
+    assert (ppl["base"], ppl["instruct"], ppl["final"]) == (8.0, 8.5, 10.0) and math.isclose(ppl["ratio"], 1.25)
+
+
+def test_report_puts_three_models_side_by_side():
+    evals = {"base": ev(0.1, 0.5, answer="Base says\nhi"), "instruct": ev(0.2, 0.5, answer="Stage one"),
+             "specialist": ev(0.9, 0.45, answer="Final | answer")}
+    md = comparison_markdown(evals, summarize(evals, 0.95))
+    lines = md.splitlines()
+    assert lines.count("| base | stage 1 | final |") == 2  # one travel request, one general question
+    assert "| Base says<br>hi | Stage one | Final \\| answer |" in lines  # one row, pipes escaped
+    assert "| intent accuracy (free generation) | 0.100 | 0.200 | 0.900 |" in lines
+    assert "| general perplexity (lower is better) | 10.000 | 10.000 | 10.000 |" in lines
+    assert "*3 catalog places, budget does not add up, follow-up question*" in md  # base: acc 0.1
+    assert "gate 0.95: FAILED" in md  # 0.45 / 0.5
 
 
 def test_calibration_error_is_the_weighted_gap_per_bin():

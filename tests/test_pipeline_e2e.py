@@ -7,23 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
+from domaintune.pr_metrics import apply_overrides, commit_all, metrics_diff_md
+
 pytestmark = pytest.mark.e2e
 
-SMOKE = {
-    "data.general.max_examples": 60, "data.general.probes": 12,
-    "data.travel.examples": 20, "data.tools.examples": 20,
-    "data.intents.examples_per_intent": 4, "data.intents.test_examples_per_intent": 2,
-    "mix.instruct_examples": 16, "mix.specialist_examples": 32,
-    "lora.r": 4,
-    "train.instruct.max_steps": 2, "train.instruct.batch_size": 4,
-    "train.specialist.max_steps": 2, "train.specialist.batch_size": 4,
-    "eval.intent_examples": 6, "eval.probe_examples": 6, "eval.batch_size": 8,
-    "eval.max_new_tokens": 8, "eval.latency_queries": 2,
-}
+SMOKE = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml").read_text())
 
 
 def run(cmd, cwd, timeout=1200):
@@ -53,14 +46,7 @@ def repo(tmp_path_factory, root):
             continue  # a fresh run must produce its own metrics
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / rel, dst / rel)
-    params = yaml.safe_load((dst / "params.yaml").read_text())
-    for dotted, value in SMOKE.items():
-        node = params
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    apply_overrides(dst / "params.yaml", SMOKE)
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke"]):
         subprocess.run(cmd, cwd=dst, check=True)
@@ -86,7 +72,7 @@ def test_repro_builds_a_loadable_merged_model(repo):
 
 
 def test_every_metrics_file_holds_finite_numbers(repo):
-    names = ["data", "train_instruct", "train_specialist", "intent", "retention", "latency"]
+    names = ["data", "train_instruct", "train_specialist", "intent", "retention", "latency", "tools", "travel"]
     for name in names:
         metrics = json.loads((repo / "metrics" / f"{name}.json").read_text())
         numbers = list(finite_numbers(metrics))
@@ -105,10 +91,24 @@ def test_every_metrics_file_holds_finite_numbers(repo):
     assert {"examples", "mix", "duplicates_removed", "tokens"} <= data.keys()
     assert data["tokens"]["p50"] <= data["tokens"]["p95"] <= data["tokens"]["max"]
     retention = json.loads((repo / "metrics/retention.json").read_text())
-    assert {"base", "final", "retention"} <= retention.keys()
+    assert {"base", "final", "retention", "perplexity"} <= retention.keys()
+    assert retention["perplexity"]["base"] > 1 and retention["perplexity"]["tokens"] > 0
+    tools = json.loads((repo / "metrics/tools.json").read_text())
+    assert {"call_valid_rate", "name_accuracy", "args_accuracy", "no_call_accuracy", "base", "instruct"} <= tools.keys()
+    travel = json.loads((repo / "metrics/travel.json").read_text())
+    assert {"budget_consistent_rate", "named_places_mean", "followup_rate", "base", "seed"} <= travel.keys()
+    assert travel["examples"] == 2 and travel["seed"]["requests"] == 5
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)
-    for name in ("intent", "retention", "latency"):
+    for name in ("intent", "retention", "latency", "tools", "travel"):
         assert f"metrics/{name}.json" in shown
+
+
+def test_report_shows_three_models_side_by_side(repo):
+    report = (repo / "reports/comparison.md").read_text()
+    assert report.splitlines().count("| base | stage 1 | final |") == 5 + 6  # a table per travel, general question
+    assert "| intent accuracy (free generation) |" in report
+    for question in ("Japan honeymoon", "Kerala backwaters", "capital of Australia", "156 x 23", "haiku"):
+        assert question in report
 
 
 def test_data_stages_rebuild_byte_identical(repo):
@@ -130,6 +130,59 @@ def test_data_stages_rebuild_byte_identical(repo):
 def test_nothing_to_do_after_repro(repo):
     out = run([sys.executable, "-m", "dvc", "status"], repo)
     assert "changed" not in out and "modified" not in out, out
+
+
+def sha256(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_teammate_restores_from_remote_instead_of_retraining(repo, tmp_path):
+    """Push outputs and run cache to a shared remote; a fresh clone pulls them, `dvc repro` has nothing
+    to do, and even with dvc.lock gone every stage comes back from the run cache, nothing retrained."""
+    remote = tmp_path / "remote"
+    run([sys.executable, "-m", "dvc", "remote", "add", "-d", "shared", str(remote)], repo)
+    commit_all(repo, "results")
+    run([sys.executable, "-m", "dvc", "push", "--run-cache"], repo)
+    clone = tmp_path / "teammate"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    run([sys.executable, "-m", "dvc", "pull", "--run-cache"], clone)
+    for f in ("models/specialist/model.safetensors", "models/adapters/specialist/adapter_model.safetensors",
+              "data/processed/splits/test.jsonl"):
+        assert sha256(clone / f) == sha256(repo / f), f
+    assert "Data and pipelines are up to date" in run([sys.executable, "-m", "dvc", "repro"], clone)
+    # Without the lock file DVC cannot know the outputs are current: the run cache does.
+    (clone / "dvc.lock").unlink()
+    out = run([sys.executable, "-m", "dvc", "repro"], clone)
+    ran = [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")]
+    # report's output is `cache: false` (a file kept in git), which opts a stage out of the run cache
+    assert ran == ["report"] and out.count("skipping run") >= 13, out[-3000:]
+    assert sha256(clone / "models/specialist/model.safetensors") == sha256(repo / "models/specialist/model.safetensors")
+
+
+def test_eval_param_reruns_only_evaluation_and_metrics_diff_shows_it(repo):
+    """Two commits with different params; `dvc metrics diff --md` between them is the PR table."""
+    before = commit_all(repo, "before")
+    apply_overrides(repo / "params.yaml", {"eval.probe_examples": 4})
+    out = run([sys.executable, "-m", "dvc", "repro"], repo)
+    ran = sorted(line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage"))
+    assert ran == ["evaluate@base", "evaluate@instruct", "evaluate@specialist", "report", "summarize"], ran
+    after = commit_all(repo, "fewer probes")
+    table = metrics_diff_md(repo, before, after)
+    assert table.startswith("| Path") and "| Metric" in table and "| Change" in table, table
+    row = next(line for line in table.splitlines() if "metrics/retention.json" in line and "| examples" in line)
+    assert "| 6 " in row and "| 4 " in row and "| -2 " in row, row
+    run([sys.executable, "-m", "dvc", "plots", "diff", before, after, "-o", "plots-diff"], repo)
+    assert (repo / "plots-diff" / "index.html").exists()
+
+
+def test_queued_grid_lists_every_combination(repo):
+    run([sys.executable, "-m", "dvc", "exp", "run", "--queue", "-S", "lora.r=4,8",
+         "-S", "train.specialist.learning_rate=1e-4,2e-4"], repo)
+    status = run([sys.executable, "-m", "dvc", "queue", "status"], repo)
+    assert status.count("Queued") == 4, status
+    run([sys.executable, "-m", "dvc", "queue", "remove", "--queued"], repo)
 
 
 def test_exp_run_changes_rank_and_launch_and_reruns_only_training(repo):

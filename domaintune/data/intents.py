@@ -11,14 +11,18 @@ import re
 import string
 from collections import Counter
 from pathlib import Path
+from typing import Annotated
 
-from domaintune.data.common import heldout, load_yaml, raw_error, rng, stable_hash
+from pydantic import BaseModel, ConfigDict, Field
+
+from domaintune.data.common import heldout, load_checked, raw_error, rng, stable_hash
 from domaintune.params import IntentData
 from domaintune.records import INTENTS
 
 SLOT = re.compile(r"{(\w+)}")
 SINGLE_CONFIDENCE = 0.95
 MULTI_CONFIDENCE = 0.85
+MAX_DRAWS = 8  # tries per row to find an utterance not drawn before
 
 
 # Short on purpose: the fine-tuned model learns the label set from data, and every prompt
@@ -32,34 +36,54 @@ def answer(intents: list[str]) -> str:
     return json.dumps({"primary_intent": intents[0], "confidence": conf, "all_intents": intents})
 
 
+Text = Annotated[str, Field(min_length=1)]
+Lang = Annotated[str, Field(pattern=r"^[a-z]{2}$")]
+# at least two values, so a share can be held out for the test split and the rest still trains
+SlotValues = Annotated[list[Text], Field(min_length=2)]
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MultiIntent(_Schema):
+    intents: Annotated[list[str], Field(min_length=2)]
+    text: Text
+
+
+class UtterancesFile(_Schema):
+    """The shape of data/raw/intents/utterances.yaml; a wrong shape stops the stage with file:line."""
+    slots: dict[str, SlotValues] = Field(default_factory=dict)
+    localized_slots: dict[str, dict[Lang, SlotValues]] = Field(default_factory=dict)
+    intents: Annotated[dict[str, dict[Lang, Annotated[list[Text], Field(min_length=1)]]], Field(min_length=1)]
+    multi_intent: dict[Lang, list[MultiIntent]] = Field(default_factory=dict)
+
+
 class Templates:
     """The parsed utterances file, checked: every slot used is defined, every label known."""
 
     def __init__(self, path: str | Path):
-        raw = load_yaml(path)
+        raw = load_checked(path, UtterancesFile)
         self.path = str(path)
-        if not isinstance(raw, dict) or not isinstance(raw.get("intents"), dict):
-            raise raw_error(path, (), "expected a mapping with an 'intents' mapping")
-        self.slots: dict[str, list[str]] = raw.get("slots") or {}
-        self.localized: dict[str, dict[str, list[str]]] = raw.get("localized_slots") or {}
-        self.labels = list(raw["intents"])
+        self.slots: dict[str, list[str]] = raw.slots
+        self.localized: dict[str, dict[str, list[str]]] = raw.localized_slots
+        self.labels = list(raw.intents)
         for label in self.labels:
             if label not in INTENTS:
                 raise raw_error(path, ("intents", label), f"unknown intent {label!r}; the labels are {list(INTENTS)}")
         # (intents, lang, template) triples
         self.items: list[tuple[tuple[str, ...], str, str]] = []
-        for intent, by_lang in raw["intents"].items():
-            for lang, texts in (by_lang or {}).items():
-                for j, t in enumerate(texts or []):
+        for intent, by_lang in raw.intents.items():
+            for lang, texts in by_lang.items():
+                for j, t in enumerate(texts):
                     self.items.append(((intent,), lang, self._check(t, lang, ("intents", intent, lang, j))))
-        for lang, entries in (raw.get("multi_intent") or {}).items():
+        for lang, entries in raw.multi_intent.items():
             for i, e in enumerate(entries):
                 where = ("multi_intent", lang, i)
-                labels = (e.get("intents") or []) if isinstance(e, dict) else []
-                unknown = [x for x in labels if x not in self.labels]
-                if len(labels) < 2 or unknown:
-                    raise raw_error(path, where, f"needs 2+ known intents, got {labels}")
-                self.items.append((tuple(labels), lang, self._check(e.get("text", ""), lang, where)))
+                unknown = [x for x in e.intents if x not in self.labels]
+                if unknown:
+                    raise raw_error(path, (*where, "intents"), f"unknown intents {unknown}; known: {self.labels}")
+                self.items.append((tuple(e.intents), lang, self._check(e.text, lang, (*where, "text"))))
 
     def _check(self, text: str, lang: str, where: tuple) -> str:
         if not isinstance(text, str) or not text.strip():
@@ -103,21 +127,29 @@ def build_intents(cfg: IntentData, seed: int) -> tuple[list[dict], dict]:
     records, seen, duplicates = [], set(), 0
     by_split = {"train": cfg.examples_per_intent, "test": cfg.test_examples_per_intent}
     for split, per_intent in by_split.items():
+        # Stratified by intent (per_intent rows each) and by language: languages take turns across
+        # the whole split, not restarting per intent, so no language is always last in line.
+        turn = {"single": 0, "multi": 0}
         for label in tpl.labels:
             pool = [x for x in tpl.items if (x[2] in test_templates) == (split == "test")]
             single = [x for x in pool if x[0] == (label,)]
             multi = [x for x in pool if len(x[0]) > 1 and x[0][0] == label]
-            langs = sorted({lang for _, lang, _ in single})
             n_multi = round(per_intent * cfg.multi_intent_share) if multi else 0
             for k in range(per_intent):
-                if k < n_multi:
-                    intents, lang, text = r.choice(multi)
+                kind, group = ("multi", multi) if k < n_multi else ("single", single)
+                langs = sorted({lang for _, lang, _ in group})
+                lang = langs[turn[kind] % len(langs)]
+                turn[kind] += 1
+                cell = [x for x in group if x[1] == lang]
+                # A repeat of an earlier utterance is redrawn from the same cell (a few tries), so the
+                # strata keep their size; one that stays a repeat is dropped and counted.
+                for _ in range(MAX_DRAWS):
+                    intents, _, text = r.choice(cell)
+                    utterance = fill(text, lang, split)
+                    key = utterance.strip().lower().strip(string.punctuation + " ")
+                    if key not in seen:
+                        break
                 else:
-                    lang = langs[k % len(langs)]  # stratified by language
-                    intents, _, text = r.choice([x for x in single if x[1] == lang])
-                utterance = fill(text, lang, split)
-                key = utterance.strip().lower().strip(string.punctuation + " ")
-                if key in seen:
                     duplicates += 1
                     continue
                 seen.add(key)

@@ -5,16 +5,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from domaintune.data.common import rng
+from domaintune.data.catalog import DestinationFile
+from domaintune.data.common import load_checked, rng
 from domaintune.evaluation.calibration import expected_calibration_error, reliability
 from domaintune.evaluation.generate import generate, load_model, prompts_for
 from domaintune.evaluation.intent import parse_intent, score_intents
 from domaintune.evaluation.label_scoring import LabelScorer
 from domaintune.evaluation.latency import measure_latency, percentile
+from domaintune.evaluation.perplexity import perplexity
+from domaintune.evaluation.questions import load_questions
 from domaintune.evaluation.retention import score_probes
+from domaintune.evaluation.tools import answer_turn, call_turn, score_grounding, score_tool_calls
+from domaintune.evaluation.travel import plan_request, score_answer, score_travel
 from domaintune.io import read_jsonl
 from domaintune.params import Params
 from domaintune.records import INTENTS
+from domaintune.training.chat_format import prompt_text
 
 
 def _sample(rows: list[dict], n: int, seed: int, name: str) -> list[dict]:
@@ -57,12 +63,52 @@ def classify_by_scoring(model, tok, records: list[dict], labels: list[str]) -> t
     return outs, times
 
 
+def _tools(model, tok, test: list[dict], p: Params) -> dict:
+    """Held-out tool conversations: the first assistant turn (call or not), then the answer from the result."""
+    e = p.eval
+    rows = _sample([r for r in test if r["task"] == "tool"], e.tool_examples, p.seed, "eval-tool")
+    calls = generate(model, tok, [prompt_text(tok, call_turn(r), r.get("tools")) for r in rows],
+                     e.tool_max_new_tokens, e.batch_size)
+    with_result = [r for r in rows if answer_turn(r)]
+    answers = generate(model, tok, [prompt_text(tok, answer_turn(r), r.get("tools")) for r in with_result],
+                       e.tool_max_new_tokens, e.batch_size)
+    return {**score_tool_calls(calls, rows), "grounded_answer_rate": score_grounding(answers, with_result),
+            "samples": _samples([{"messages": call_turn(r)} for r in rows], calls)}
+
+
+def _travel(model, tok, test: list[dict], p: Params, questions, catalog: dict) -> dict:
+    """Held-out plan requests (destinations no training plan visits) and the fixed seed requests."""
+    e = p.eval
+    plans = [r for r in test if r["task"] == "travel" and r["meta"].get("kind") in ("plan", "clarify")]
+    plans = _sample(plans, e.travel_examples, p.seed, "eval-travel")
+    system = plans[0]["messages"][0] if plans and plans[0]["messages"][0]["role"] == "system" else None
+    seed_msgs = [[*([system] if system else []), {"role": "user", "content": q.request},
+                  {"role": "assistant", "content": "-"}] for q in questions.travel]
+    prompts = [prompt_text(tok, r["messages"]) for r in plans] + [prompt_text(tok, m) for m in seed_msgs]
+    outs = generate(model, tok, prompts, e.travel_max_new_tokens, e.batch_size)
+    plan_out, seed_out = outs[: len(plans)], outs[len(plans):]
+    seeds = [{"request": q.request, "answer": o,
+              **score_answer(o, q.destinations, catalog, q.budget, q.currency), "plan": q.plan}
+             for q, o in zip(questions.travel, seed_out, strict=True)]
+    return {**score_travel(plan_out, [plan_request(r) for r in plans], catalog), "seed": seeds,
+            "samples": _samples(plans, plan_out, n=2)}
+
+
+def _general_answers(model, tok, questions, p: Params) -> list[dict]:
+    """The fixed general questions, asked with no system prompt, as a user of the base model would."""
+    msgs = [[{"role": "user", "content": q}, {"role": "assistant", "content": "-"}] for q in questions.general]
+    outs = generate(model, tok, [prompt_text(tok, m) for m in msgs], p.eval.report_max_new_tokens, p.eval.batch_size)
+    return [{"question": q, "answer": o} for q, o in zip(questions.general, outs, strict=True)]
+
+
 def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> dict:
     test = read_jsonl(test_path)
+    e = p.eval
+    catalog = {d.name: d for d in load_checked(e.catalog, DestinationFile).destinations}
+    questions = load_questions(e.questions, set(catalog))
     t = time.perf_counter()
     model, tok = load_model(model_dir)
     load_s = time.perf_counter() - t
-    e = p.eval
     labels = list(INTENTS)
 
     intents = _sample([r for r in test if r["task"] == "intent"], e.intent_examples, p.seed, "eval-intent")
@@ -72,6 +118,7 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> d
 
     probes = _sample([r for r in test if r["task"] == "probe"], e.probe_examples, p.seed, "eval-probe")
     probe_out = generate(model, tok, prompts_for(tok, probes), e.max_new_tokens, e.batch_size)
+    general = _sample([r for r in test if r["task"] == "general"], e.perplexity_examples, p.seed, "eval-ppl")
 
     latency = measure_latency(model, tok, intent_prompts[: e.latency_queries], e.max_new_tokens)
     latency.update({
@@ -93,6 +140,10 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> d
             "primary_intent", "<invalid>"), "scored": (parse_intent(s, labels) or {})["primary_intent"],
             "lang": r["lang"]} for r, g, s in zip(intents, intent_out, scored_out, strict=True)],
         "probes": score_probes(probe_out, probes),
+        "perplexity": perplexity(model, tok, general, e.batch_size),
+        "tools": _tools(model, tok, test, p),
+        "travel": _travel(model, tok, test, p, questions, catalog),
+        "general_answers": _general_answers(model, tok, questions, p),
         "latency": latency,
         "samples": {"intent": _samples(intents, intent_out), "intent_scored": _samples(intents, scored_out),
                     "probes": _samples(probes, probe_out)},

@@ -34,7 +34,38 @@ def summarize(evals: dict[str, dict], retention_min: float) -> dict[str, dict]:
     if "instruct" in evals:
         retention["instruct"] = evals["instruct"]["probes"]["score"]
     retention["gate"]["passed"] = retention["retention"] >= retention_min
-    return {"intent": intent, "retention": retention, "latency": final["latency"]}
+    ppl = {("final" if name == "specialist" else name): e["perplexity"]["perplexity"] for name, e in evals.items()}
+    # held-out general answers; lower is better, so a ratio above 1 is forgetting
+    retention["perplexity"] = {**ppl, "ratio": ppl["final"] / ppl["base"], "tokens": final["perplexity"]["tokens"]}
+    return {"intent": intent, "retention": retention, "latency": final["latency"],
+            "tools": _per_model(evals, "tools", TOOL_KEYS), "travel": {**_per_model(evals, "travel", TRAVEL_KEYS),
+                                                                      "seed": _seed_summary(final["travel"]["seed"])}}
+
+
+TOOL_KEYS = ("call_valid_rate", "name_accuracy", "args_accuracy", "no_call_accuracy", "grounded_answer_rate",
+             "examples")
+TRAVEL_KEYS = ("budget_stated_rate", "budget_consistent_rate", "named_places_mean", "other_places_mean",
+               "followup_rate", "examples")
+
+
+def _per_model(evals: dict[str, dict], key: str, keys: tuple[str, ...]) -> dict:
+    """The final model's numbers at the top (what `dvc metrics diff` compares), earlier models nested."""
+    out = {k: evals["specialist"][key][k] for k in keys}
+    for name in ("base", "instruct"):
+        if name in evals:
+            out[name] = {k: evals[name][key][k] for k in keys}
+    return out
+
+
+def _seed_summary(seeds: list[dict]) -> dict:
+    """The fixed seed requests (destinations seen in training, phrasings not): plans only for the budget
+    and follow-up checks, every request for named places."""
+    plans = [s for s in seeds if s["plan"]]
+    n = max(1, len(plans))
+    return {"budget_consistent_rate": sum(s["budget_consistent"] for s in plans) / n,
+            "followup_rate": sum(s["followup"] for s in plans) / n,
+            "named_places_mean": sum(s["named_places"] for s in seeds) / max(1, len(seeds)),
+            "requests": len(seeds)}
 
 
 def plot_rows(final: dict) -> dict[str, list[dict]]:
