@@ -214,6 +214,38 @@ class EvalParams(Strict):
     retention_action: Literal["warn", "fail"] = Field("warn", description="below retention_min: warn, or fail")
 
 
+class ModelTier(Strict):
+    """The fine-tuned model (or a second one), classifying by label scoring."""
+
+    kind: Literal["model", "second_model"]
+    model_dir: str | None = Field(None, description="the model to load; 'model': null means serve.model_dir")
+    threshold: Fraction = Field(0.5, description="answers below this confidence fall through to the next tier")
+    timeout_s: float = Field(2.0, gt=0, description="waiting longer than this for the model: next tier")
+
+
+class KeywordTier(Strict):
+    kind: Literal["keywords"]
+    file: str = "data/raw/intents/keywords.yaml"
+    threshold: Fraction = 0.5
+
+
+class ServeParams(Strict):
+    model_dir: str = "models/specialist"
+    model_name: str = "domaintune-specialist"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_key_env: str = Field("DOMAINTUNE_API_KEY", description="when set, requests need it as a Bearer token")
+    inference: Literal["fp32", "bf16", "int8"] = "fp32"
+    max_pending: PosInt = Field(16, description="model requests admitted at once (running + waiting); more get 503")
+    queue_timeout_s: float = Field(30.0, gt=0, description="a chat request waiting longer for the model gets 503")
+    max_message_chars: PosInt = 8000
+    max_messages: PosInt = 64
+    max_new_tokens: PosInt = 512
+    tiers: list[Annotated[ModelTier | KeywordTier, Field(discriminator="kind")]] = Field(
+        default_factory=lambda: [ModelTier(kind="model"), KeywordTier(kind="keywords")])
+    default_intent: str = "general"
+
+
 class Params(Strict):
     seed: int
     model: ModelParams
@@ -223,6 +255,7 @@ class Params(Strict):
     train: TrainParams
     continual: ContinualParams = Field(default_factory=ContinualParams)
     eval: EvalParams
+    serve: ServeParams = Field(default_factory=ServeParams)
 
     def lora_for(self, phase: str) -> LoraParams:
         """The shared ``lora`` section with the phase's ``train.<phase>.lora`` overrides applied."""

@@ -58,3 +58,14 @@ def tiny_model(tmp_path_factory, tokenizer) -> Path:
     AutoModelForCausalLM.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def real_model(tmp_path_factory) -> Path:
+    """The real SmolLM2-135M-Instruct, converted from the embedded GGUF as prepare_base does (~20 s)."""
+    from domaintune.modeling.base import prepare_base
+    from domaintune.params import load_params
+
+    path = tmp_path_factory.mktemp("real_model") / "base"
+    prepare_base(load_params(ROOT / "params.yaml").model, path)
+    return path

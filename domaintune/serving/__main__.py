@@ -1,0 +1,109 @@
+"""Command line: ``python -m domaintune.serving {serve,chat,classify}``.
+
+    python -m domaintune.serving serve                       # http://127.0.0.1:8000 (serve.* in params.yaml)
+    python -m domaintune.serving chat                        # interactive, streams the answer
+    python -m domaintune.serving chat "Plan 3 days in Rome"  # one-shot
+    python -m domaintune.serving classify "where can I eat near Taksim?" "selam naber"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from domaintune.params import ParamsError, ServeParams, load_params
+from domaintune.serving.engine import ModelEngine, ModelNotFound
+from domaintune.serving.keywords import KeywordFileError
+
+
+def _config(args: argparse.Namespace) -> ServeParams:
+    cfg = load_params(args.params).serve
+    update = {k: v for k, v in (("model_dir", args.model), ("host", getattr(args, "host", None)),
+                                ("port", getattr(args, "port", None))) if v is not None}
+    return cfg.model_copy(update=update)
+
+
+def _serve(cfg: ServeParams) -> None:
+    import uvicorn
+
+    from domaintune.serving.app import create_app
+    from domaintune.serving.tiers import build_router
+
+    engine = ModelEngine(cfg.model_dir, cfg.inference)
+    app = create_app(cfg, engine, build_router(cfg, engine))
+    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.warning("listening on %s: reachable from other machines%s", cfg.host,
+                        "" if os.environ.get(cfg.api_key_env) else f", and {cfg.api_key_env} is not set: no API key")
+    # uvicorn's own cap answers 503 past it too, before a request reaches the app
+    uvicorn.run(app, host=cfg.host, port=cfg.port, limit_concurrency=4 * cfg.max_pending + 16, log_level="info")
+
+
+def _classify(cfg: ServeParams, texts: list[str]) -> None:
+    from domaintune.serving.tiers import build_router
+
+    router = build_router(cfg, ModelEngine(cfg.model_dir, cfg.inference))
+    for text in texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]:
+        print(json.dumps(router.route(text).as_json(), ensure_ascii=False), flush=True)
+
+
+def _chat(cfg: ServeParams, message: str | None, system: str | None, max_tokens: int) -> None:
+    engine = ModelEngine(cfg.model_dir, cfg.inference)
+    history = [{"role": "system", "content": system}] if system else []
+    interactive = message is None
+    if interactive:
+        print(f"{cfg.model_dir} ready; an empty line or Ctrl-D quits.", file=sys.stderr)
+    while True:
+        if interactive:
+            try:
+                message = input("> ").strip()
+            except EOFError:
+                break
+            if not message:
+                break
+        history.append({"role": "user", "content": message})
+        answer = []
+        with engine.lock:
+            for piece in engine.stream(engine.prompt(history, None), min(max_tokens, cfg.max_new_tokens)):
+                answer.append(piece)
+                print(piece, end="", flush=True)
+        print(flush=True)
+        history.append({"role": "assistant", "content": "".join(answer).strip()})
+        if not interactive:
+            break
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m domaintune.serving", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml", help="the serve section is read from here")
+    ap.add_argument("--model", help="model directory (default: serve.model_dir, the pipeline's merged model)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="the HTTP API")
+    s.add_argument("--host", help="default serve.host (127.0.0.1); 0.0.0.0 exposes it to the network")
+    s.add_argument("--port", type=int)
+    c = sub.add_parser("chat", help="chat, streaming the answer")
+    c.add_argument("message", nargs="?", help="one-shot message; none: interactive")
+    c.add_argument("--system", help="a system prompt")
+    c.add_argument("--max-tokens", type=int, default=512)
+    k = sub.add_parser("classify", help="intent JSON through the fallback chain, one line per text")
+    k.add_argument("texts", nargs="*", help="texts to classify (none: one per line on stdin)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        cfg = _config(args)
+        if args.command == "serve":
+            _serve(cfg)
+        elif args.command == "chat":
+            _chat(cfg, args.message, args.system, args.max_tokens)
+        else:
+            _classify(cfg, args.texts)
+    except (ParamsError, ModelNotFound, KeywordFileError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""One loaded model, shared by every request: label-scoring classification and chat generation
+(whole or streamed), one at a time behind a lock (the model and its cached prefix are not
+thread-safe, and on a CPU two generations at once are no faster than one after the other).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from domaintune.data.intents import SYSTEM_PROMPT
+from domaintune.evaluation.generate import load_model
+from domaintune.evaluation.label_scoring import LabelScorer
+from domaintune.modeling.cpu_inference import Variant, for_inference
+from domaintune.records import INTENTS
+from domaintune.serving.router import TierTimeout
+
+
+class ModelNotFound(FileNotFoundError):
+    """The model directory does not hold a saved model."""
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" or "length"
+
+
+class _CountingStreamer(TextIteratorStreamer):
+    """Counts the new tokens as they arrive (the first ``put`` is the prompt, skipped)."""
+
+    new_tokens = 0
+
+    def put(self, value) -> None:
+        if not self.next_tokens_are_prompt:
+            self.new_tokens += int(value.numel())
+        super().put(value)
+
+
+class _Cancelled(StoppingCriteria):
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs) -> bool:
+        return self.event.is_set()
+
+
+class ModelEngine:
+    def __init__(self, model_dir: str | Path, variant: Variant = "fp32"):
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").is_file():
+            raise ModelNotFound(f"{model_dir}: no model here (config.json missing); run `dvc repro` "
+                                "or pass the directory of a saved model")
+        t = time.perf_counter()
+        model, self.tok = load_model(model_dir)
+        self.model = for_inference(model, variant)
+        self.model_dir, self.variant = model_dir, variant
+        self.scorer = LabelScorer(self.model, self.tok, list(INTENTS), SYSTEM_PROMPT)
+        self.load_s = time.perf_counter() - t
+        self.max_context = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self.lock = threading.Lock()
+
+    def acquire(self, timeout_s: float) -> bool:
+        return self.lock.acquire(timeout=timeout_s)
+
+    def classify(self, text: str, timeout_s: float) -> dict:
+        """The intent JSON by label scoring; :class:`TierTimeout` when the model stays busy past ``timeout_s``."""
+        if not self.lock.acquire(timeout=timeout_s):
+            raise TierTimeout(f"model busy for {timeout_s} s")
+        try:
+            return self.scorer.classify(text)
+        finally:
+            self.lock.release()
+
+    def prompt(self, messages: list[dict], tools: list[dict] | None) -> str:
+        return self.tok.apply_chat_template(messages, tools=tools or None, tokenize=False, add_generation_prompt=True)
+
+    def _gen_kwargs(self, prompt: str, max_new_tokens: int, temperature: float, top_p: float,
+                    seed: int | None) -> dict:
+        enc = self.tok(prompt, return_tensors="pt", add_special_tokens=False)
+        kw = dict(**enc, max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id,
+                  eos_token_id=self.tok.eos_token_id)
+        if temperature > 0:
+            torch.manual_seed(0 if seed is None else seed)
+            kw.update(do_sample=True, temperature=temperature, top_p=top_p)
+        else:
+            kw.update(do_sample=False)
+        return kw
+
+    @torch.inference_mode()
+    def complete(self, prompt: str, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
+                 seed: int | None = None) -> Completion:
+        """Generate the whole answer. The caller holds the lock (see :meth:`acquire`)."""
+        kw = self._gen_kwargs(prompt, max_new_tokens, temperature, top_p, seed)
+        n_prompt = kw["input_ids"].shape[1]
+        out = self.model.generate(**kw)[0, n_prompt:]
+        n_new = int(out.shape[0])
+        ended = n_new > 0 and int(out[-1]) == self.tok.eos_token_id
+        text = self.tok.decode(out, skip_special_tokens=True).strip()
+        return Completion(text, n_prompt, n_new, "stop" if ended or n_new < max_new_tokens else "length")
+
+    def stream(self, prompt: str, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
+               seed: int | None = None, stats: dict | None = None) -> Iterator[str]:
+        """Yield text pieces as they are generated. The caller holds the lock; closing the iterator
+        (a client that went away) stops the generation at the next token. At the end ``stats``
+        holds prompt_tokens, completion_tokens and finish_reason."""
+        kw = self._gen_kwargs(prompt, max_new_tokens, temperature, top_p, seed)
+        streamer = _CountingStreamer(self.tok, skip_prompt=True, skip_special_tokens=True)
+        stop = threading.Event()
+        kw.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_Cancelled(stop)]))
+
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**kw)
+            except BaseException as e:  # end the stream instead of leaving the reader waiting forever
+                failed.append(e)
+                streamer.end()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        try:
+            yield from streamer
+        finally:
+            stop.set()
+            worker.join()
+        if failed:
+            raise failed[0]
+        if stats is not None:
+            n = streamer.new_tokens
+            stats.update(prompt_tokens=int(kw["input_ids"].shape[1]), completion_tokens=n,
+                         finish_reason="length" if n >= max_new_tokens else "stop")

@@ -1,0 +1,317 @@
+"""The serving API, against a real uvicorn server on 127.0.0.1 with the real SmolLM2-135M model,
+called through plain HTTP and through the official ``openai`` client."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx2 as httpx  # the HTTP client the openai package ships with
+import pytest
+
+from domaintune.params import KeywordTier, ModelTier, ServeParams
+from domaintune.serving.keywords import KeywordClassifier, KeywordFileError
+from domaintune.serving.openai_schema import split_tool_calls
+from domaintune.serving.router import FallbackRouter, Tier
+
+NAME = "domaintune-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A real uvicorn server in a thread (a real TCP socket on 127.0.0.1)."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if time.time() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def engine(real_model):
+    from domaintune.serving.engine import ModelEngine
+
+    return ModelEngine(real_model)
+
+
+def _cfg(real_model, root, **kw) -> ServeParams:
+    tiers = [ModelTier(kind="model", threshold=0.0), ModelTier(kind="second_model"),
+             KeywordTier(kind="keywords", file=str(root / "data/raw/intents/keywords.yaml"))]
+    return ServeParams(model_dir=str(real_model), model_name=NAME, tiers=tiers, **kw)
+
+
+@pytest.fixture(scope="module")
+def server(engine, real_model, root):
+    from domaintune.serving.app import create_app
+    from domaintune.serving.tiers import build_router
+
+    cfg = _cfg(real_model, root, max_pending=3, queue_timeout_s=60, max_message_chars=2000, max_new_tokens=64)
+    with Server(create_app(cfg, engine, build_router(cfg, engine))) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def weather(root) -> dict:
+    return json.loads((root / "data/raw/tools/get_weather.json").read_text())
+
+
+def test_openai_client_chat_is_greedy_and_counts_tokens(server):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key="unused")
+    ask = dict(model=NAME, messages=[{"role": "user", "content": "What is the capital of France?"}], max_tokens=24)
+    first, again = client.chat.completions.create(**ask), client.chat.completions.create(**ask)
+    answer = first.choices[0].message.content
+    assert "Paris" in answer
+    assert again.choices[0].message.content == answer
+    assert 0 < first.usage.completion_tokens <= 24 and first.usage.prompt_tokens > 10
+    assert first.choices[0].finish_reason in ("stop", "length")
+    assert [m.id for m in client.models.list().data] == [NAME]
+
+
+def test_streamed_answer_is_the_whole_answer_in_pieces(server):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key="unused")
+    ask = dict(model=NAME, messages=[{"role": "user", "content": "Name three colours."}], max_tokens=32)
+    whole = client.chat.completions.create(**ask)
+    chunks = list(client.chat.completions.create(**ask, stream=True, stream_options={"include_usage": True}))
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(pieces) > 1  # streamed, not one block
+    assert "".join(pieces).strip() == whole.choices[0].message.content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == whole.choices[0].finish_reason
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_tool_conversation_round_trips_through_the_client(server, weather, engine):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key="unused")
+    messages = [
+        {"role": "user", "content": "Will it rain in Paris tomorrow?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
+            "name": "get_weather", "arguments": json.dumps({"location": "Paris", "date": "2026-05-02"})}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": json.dumps({"condition": "rain", "temp_max_c": 14})},
+    ]
+    out = client.chat.completions.create(model=NAME, messages=messages, tools=[weather], max_tokens=32)
+    assert out.choices[0].message.content or out.choices[0].message.tool_calls
+    streamed = list(client.chat.completions.create(model=NAME, messages=messages, tools=[weather], max_tokens=32,
+                                                   stream=True))
+    assert streamed[-1].choices[0].finish_reason in ("stop", "length", "tool_calls")
+    # what the model saw: the schema in the system turn, the call and the result in the template's format
+    prompt = engine.prompt([{"role": "user", "content": "hi"}], [weather])
+    assert "<tools>" in prompt and '"get_weather"' in prompt
+
+
+def test_model_tool_calls_become_openai_tool_calls(weather):
+    text = '<tool_call>\n{"name": "get_weather", "arguments": {"location": "Rome", "date": "2026-05-02"}}\n</tool_call>'
+    content, calls, invalid = split_tool_calls(text, [weather])
+    assert content is None and not invalid
+    assert calls[0]["function"]["name"] == "get_weather"
+    assert json.loads(calls[0]["function"]["arguments"]) == {"location": "Rome", "date": "2026-05-02"}
+    # an undeclared function or a broken call is an invalid output, returned as text
+    for bad in (text.replace("get_weather", "book_flight"), "<tool_call>{not json</tool_call>"):
+        content, calls, invalid = split_tool_calls(bad, [weather])
+        assert invalid and calls is None and content == bad
+    assert split_tool_calls(text, None) == (text, None, False)  # no tools declared: plain text
+
+
+@pytest.mark.parametrize(("body", "status", "param"), [
+    (b"{not json", 400, None),
+    ({"model": NAME, "messages": "hello"}, 400, "messages"),
+    ({"model": NAME, "messages": []}, 400, "messages"),
+    ({"model": NAME, "messages": [{"role": "user", "content": "  "}]}, 400, "messages[0].content"),
+    ({"model": NAME, "messages": [{"role": "user", "content": "x" * 2001}]}, 400, "messages[0].content"),
+    ({"model": NAME, "messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages.0.role"),
+    ({"model": NAME, "messages": [{"role": "user", "content": "hi"}], "max_tokens": "many"}, 400, "max_tokens"),
+    ({"model": NAME, "messages": [{"role": "user", "content": "hi"}], "n": 3}, 400, "n"),
+    ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, 404, "model"),
+    ({"model": NAME, "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+     400, "messages"),
+    ({"model": NAME, "messages": [{"role": "assistant", "content": None, "tool_calls": [
+        {"type": "function", "function": {"name": "f", "arguments": "{oops"}}]}, {"role": "tool", "content": "1"}]},
+     400, "messages[0].tool_calls[0].function.arguments"),
+])
+def test_bad_chat_requests_get_a_4xx_with_a_json_error(server, body, status, param):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    r = httpx.post(server.url + "/v1/chat/completions", content=data, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["param"] == param
+    assert r.json()["error"]["message"]
+
+
+def test_bad_classify_requests_and_oversized_bodies(server):
+    for body, status in (({"text": ""}, 400), ({"text": 5}, 400), ({"txt": "hi"}, 400), ({"text": "x" * 2001}, 400)):
+        r = httpx.post(server.url + "/v1/classify", json=body)
+        assert r.status_code == status and "error" in r.json(), r.text
+    r = httpx.post(server.url + "/v1/classify", content=b'{"text": "' + b"x" * 20_000_000 + b'"}',
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "at most" in r.json()["error"]["message"]
+    assert httpx.get(server.url + "/health").json()["status"] == "ok"  # still up
+
+
+def test_classify_names_the_tier_and_metrics_count_it(server):
+    r = httpx.post(server.url + "/v1/classify", json={"text": "Where can I eat good sushi in Rome tonight?"}).json()
+    assert r["tier"] == "model" and r["primary_intent"] in r["all_intents"] and 0 < r["confidence"] <= 1
+    assert r["skipped"] == []
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'domaintune_classifications_total{tier="model"}' in metrics
+    assert 'domaintune_request_seconds_bucket{le="0.25",path="/v1/classify",status="200"}' in metrics
+    health = httpx.get(server.url + "/health").json()
+    assert [(t["name"], t["available"]) for t in health["tiers"]] == [
+        ("model", True), ("second_model", False), ("keywords", True)]
+
+
+def test_overload_gets_503_at_once_and_every_request_is_answered(server):
+    """max_pending 3: of 8 simultaneous chats, the ones past the bound are refused immediately;
+    none hangs, none is lost, and the server answers afterwards."""
+    body = {"model": NAME, "messages": [{"role": "user", "content": "Tell me about Lisbon."}], "max_tokens": 48}
+
+    def call(_):
+        t = time.perf_counter()
+        r = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=120)
+        return r.status_code, r.json(), time.perf_counter() - t
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(8)))
+    codes = sorted(c for c, _, _ in results)
+    assert set(codes) <= {200, 503} and codes.count(200) >= 3 and 503 in codes, codes
+    refused = [(b, s) for c, b, s in results if c == 503]
+    assert all(b["error"]["code"] == "overloaded" for b, _ in refused)
+    slowest_ok = max(s for c, _, s in results if c == 200)
+    assert all(s < slowest_ok for _, s in refused)  # refused without waiting for the model
+    assert httpx.post(server.url + "/v1/chat/completions", json=body, timeout=120).status_code == 200
+    assert 'domaintune_rejected_total{reason="overloaded"}' in httpx.get(server.url + "/metrics").text
+
+
+def test_api_key_is_required_when_configured(engine, real_model, root, monkeypatch):
+    from domaintune.serving.app import create_app
+    from domaintune.serving.tiers import build_router
+
+    monkeypatch.setenv("DT_TEST_KEY", "s3cret")
+    cfg = _cfg(real_model, root, api_key_env="DT_TEST_KEY")
+    with Server(create_app(cfg, engine, build_router(cfg, engine))) as s:
+        ask = {"text": "selam naber"}
+        assert httpx.post(s.url + "/v1/classify", json=ask).status_code == 401
+        for key, status in (("nope", 401), ("s3cret", 200)):
+            r = httpx.post(s.url + "/v1/classify", json=ask, headers={"Authorization": f"Bearer {key}"})
+            assert r.status_code == status
+        assert httpx.get(s.url + "/health").status_code == 200  # probes need no key
+
+
+# --- the fallback chain, with the real model and the real keyword rules -----------------------
+
+
+@pytest.fixture(scope="module")
+def keywords(root) -> KeywordClassifier:
+    return KeywordClassifier.from_file(root / "data/raw/intents/keywords.yaml")
+
+
+def _chain(engine, keywords, threshold=0.5, timeout_s=2.0, broken=None):
+    tiers = [Tier("model", engine.classify, threshold, timeout_s)]
+    if broken:
+        tiers.append(Tier("second_model", broken, 0.0, 2.0))
+    else:
+        tiers.append(Tier("second_model", lambda *_: None, available=False, why_unavailable="no model_dir configured"))
+    tiers.append(Tier("keywords", lambda t, _: keywords.classify(t), 0.5))
+    return FallbackRouter(tiers)
+
+
+def test_low_confidence_falls_through_to_keywords_then_to_general(engine, keywords):
+    chain = _chain(engine, keywords, threshold=1.0)  # no model answer is that sure
+    r = chain.route("selam naber")
+    assert (r.tier, r.result["primary_intent"]) == ("keywords", "greeting")
+    assert [s["reason"] for s in r.skipped] == ["low_confidence", "unavailable"]
+    r = chain.route("qwxz vvvv")
+    assert (r.tier, r.result["primary_intent"], r.result["confidence"]) == ("default", "general", 0.0)
+    assert [s["reason"] for s in r.skipped] == ["low_confidence", "unavailable", "no_answer"]
+
+
+def test_a_busy_model_times_out_to_the_next_tier(engine, keywords):
+    chain = _chain(engine, keywords, threshold=0.0, timeout_s=0.2)
+    with engine.lock:  # a long generation holds the model
+        t = time.perf_counter()
+        r = chain.route("Gibt es ein gutes Restaurant in Kreuzberg?")
+        waited = time.perf_counter() - t
+    assert r.tier == "keywords" and r.result["primary_intent"] == "restaurant"
+    assert r.skipped[0] == {"tier": "model", "reason": "timeout", "detail": "model busy for 0.2 s"}
+    assert waited < 1.0
+    assert chain.route("Gibt es ein gutes Restaurant in Kreuzberg?").tier == "model"  # free again
+
+
+@pytest.mark.parametrize(("broken", "reason"), [
+    (lambda *_: {"primary_intent": "teleport", "confidence": 0.9, "all_intents": ["teleport"]}, "invalid_output"),
+    (lambda *_: {"primary_intent": "weather", "confidence": 7, "all_intents": ["weather"]}, "invalid_output"),
+    (lambda *_: 1 / 0, "error"),
+])
+def test_invalid_or_crashing_tiers_are_skipped_and_reported(engine, keywords, broken, reason):
+    r = _chain(engine, keywords, threshold=1.0, broken=broken).route("Какая погода будет завтра?")
+    assert r.skipped[1]["tier"] == "second_model" and r.skipped[1]["reason"] == reason
+    assert r.tier == "keywords" and r.result["primary_intent"] == "weather"
+    assert r.invalid == (["second_model"] if reason == "invalid_output" else [])
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("hey there, good morning!", "greeting"), ("مرحبا", "greeting"), ("Bonjour !", "greeting"),
+    ("Где купить проездной на метро?", "transportation"), ("Havalimanından Kadıköy'e nasıl giderim?",
+                                                             "airport_transport"),
+    ("Y a-t-il une pharmacie à proximité ?", "nearby_locations"), ("أين أجد مطعم جيد؟", "restaurant"),
+    ("Welche Souvenirs sollte ich mitbringen?", "shopping"),
+])
+def test_keyword_rules_cover_six_languages(keywords, text, intent):
+    assert keywords.classify(text)["primary_intent"] == intent
+
+
+def test_malformed_keyword_file_names_the_key(tmp_path):
+    bad = tmp_path / "k.yaml"
+    bad.write_text("intents:\n  teleport:\n    en: [beam me up]\n")
+    with pytest.raises(KeywordFileError, match=r"k.yaml: intents.teleport"):
+        KeywordClassifier.from_file(bad)
+    bad.write_text("intents:\n  greeting:\n    xx: [hi]\n")
+    with pytest.raises(KeywordFileError, match=r"intents.greeting.xx: unknown language"):
+        KeywordClassifier.from_file(bad)
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def test_cli_classify_and_one_shot_chat(real_model, root):
+    run = [sys.executable, "-m", "domaintune.serving", "--model", str(real_model)]
+    out = subprocess.run([*run, "classify", "selam naber", "Wo ist die nächste Apotheke?"], cwd=root,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [x["primary_intent"] for x in lines][0] == "greeting" and len(lines) == 2
+    assert all("tier" in x for x in lines)
+    out = subprocess.run([*run, "chat", "What is the capital of France?", "--max-tokens", "16"], cwd=root,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "Paris" in out.stdout, out.stderr
+    missing = subprocess.run([sys.executable, "-m", "domaintune.serving", "--model", str(root / "nope"), "classify",
+                              "hi"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "nope: no model here" in missing.stderr
