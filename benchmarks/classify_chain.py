@@ -29,7 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/specialist")
     ap.add_argument("--test", default="data/processed/splits/test.jsonl")
-    ap.add_argument("--keywords", default="data/raw/intents/keywords.yaml")
+    ap.add_argument("--keywords", default="data/raw/serving/intent_keywords.yaml")
     args = ap.parse_args()
     rows = [r for r in read_jsonl(ROOT / args.test) if r["task"] == "intent"]
     texts, gold = [r["messages"][-2]["content"] for r in rows], [r["meta"]["intent"] for r in rows]

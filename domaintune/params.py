@@ -225,7 +225,7 @@ class ModelTier(Strict):
 
 class KeywordTier(Strict):
     kind: Literal["keywords"]
-    file: str = "data/raw/intents/keywords.yaml"
+    file: str = "data/raw/serving/intent_keywords.yaml"
     threshold: Fraction = 0.5
 
 
@@ -235,7 +235,7 @@ class ServeParams(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     api_key_env: str = Field("DOMAINTUNE_API_KEY", description="when set, requests need it as a Bearer token")
-    inference: Literal["fp32", "bf16", "int8"] = "fp32"
+    inference: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     max_pending: PosInt = Field(16, description="model requests admitted at once (running + waiting); more get 503")
     queue_timeout_s: float = Field(30.0, gt=0, description="a chat request waiting longer for the model gets 503")
     max_message_chars: PosInt = 8000

@@ -62,7 +62,7 @@ def engine(real_model):
 
 def _cfg(real_model, root, **kw) -> ServeParams:
     tiers = [ModelTier(kind="model", threshold=0.0), ModelTier(kind="second_model"),
-             KeywordTier(kind="keywords", file=str(root / "data/raw/intents/keywords.yaml"))]
+             KeywordTier(kind="keywords", file=str(root / "data/raw/serving/intent_keywords.yaml"))]
     return ServeParams(model_dir=str(real_model), model_name=NAME, tiers=tiers, **kw)
 
 
@@ -230,7 +230,7 @@ def test_api_key_is_required_when_configured(engine, real_model, root, monkeypat
 
 @pytest.fixture(scope="module")
 def keywords(root) -> KeywordClassifier:
-    return KeywordClassifier.from_file(root / "data/raw/intents/keywords.yaml")
+    return KeywordClassifier.from_file(root / "data/raw/serving/intent_keywords.yaml")
 
 
 def _chain(engine, keywords, threshold=0.5, timeout_s=2.0, broken=None):

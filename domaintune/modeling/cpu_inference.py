@@ -11,12 +11,22 @@ from typing import Literal
 
 import torch
 
-Variant = Literal["fp32", "bf16", "int8"]
+Variant = Literal["auto", "fp32", "bf16", "int8"]
+
+
+def resolve(variant: Variant) -> Variant:
+    """``auto``: bf16 where the hardware runs it natively (CUDA with bf16, CPUs with AMX), else fp32."""
+    if variant != "auto":
+        return variant
+    from domaintune.training.precision import use_bf16
+
+    return "bf16" if use_bf16("auto") else "fp32"
 
 
 def for_inference(model: torch.nn.Module, variant: Variant) -> torch.nn.Module:
     """A copy of ``model`` in ``variant``: bf16 weights, or int8 dynamic quantization of every
     ``nn.Linear`` (weights int8, activations quantized per batch; embeddings and norms stay fp32)."""
+    variant = resolve(variant)
     if variant == "fp32":
         return model
     if variant == "bf16":

@@ -17,7 +17,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 from domaintune.data.intents import SYSTEM_PROMPT
 from domaintune.evaluation.generate import load_model
 from domaintune.evaluation.label_scoring import LabelScorer
-from domaintune.modeling.cpu_inference import Variant, for_inference
+from domaintune.modeling.cpu_inference import Variant, for_inference, resolve
 from domaintune.records import INTENTS
 from domaintune.serving.router import TierTimeout
 
@@ -62,7 +62,7 @@ class ModelEngine:
         t = time.perf_counter()
         model, self.tok = load_model(model_dir)
         self.model = for_inference(model, variant)
-        self.model_dir, self.variant = model_dir, variant
+        self.model_dir, self.variant = model_dir, resolve(variant)
         self.scorer = LabelScorer(self.model, self.tok, list(INTENTS), SYSTEM_PROMPT)
         self.load_s = time.perf_counter() - t
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 2048))
