@@ -3,7 +3,7 @@ PR head, each result committed on a throwaway commit, then ``dvc metrics diff --
 
 Both runs use the same smoke overrides (configs/smoke.yaml) and the repository's DVC cache, so the
 head's run restores every stage the PR did not touch from the base's run cache (or a teammate's,
-after ``dvc pull --run-cache``) instead of recomputing it.
+after ``python -m domaintune.run_cache pull``) instead of recomputing it.
 
     python -m domaintune.pr_metrics --base origin/main --out pr-metrics.md
 """
@@ -74,7 +74,7 @@ def main() -> None:
     args = ap.parse_args()
     repo = Path(_run(["git", "rev-parse", "--show-toplevel"], Path.cwd()).strip())
     overrides = yaml.safe_load(SMOKE.read_text())
-    # The repository's own cache: a pulled run cache is used, and `dvc push --run-cache` shares this run's.
+    # The repository's own cache: a pulled run cache is used, and `run_cache push` shares this run's.
     cache = Path(_run([sys.executable, "-m", "dvc", "cache", "dir"], repo).strip())
     with tempfile.TemporaryDirectory(prefix="pr-metrics-") as tmp:
         shas = {}

@@ -144,10 +144,10 @@ def test_teammate_restores_from_remote_instead_of_retraining(repo, tmp_path):
     remote = tmp_path / "remote"
     run([sys.executable, "-m", "dvc", "remote", "add", "-d", "shared", str(remote)], repo)
     commit_all(repo, "results")
-    run([sys.executable, "-m", "dvc", "push", "--run-cache"], repo)
+    run([sys.executable, "-m", "domaintune.run_cache", "push"], repo)
     clone = tmp_path / "teammate"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
-    run([sys.executable, "-m", "dvc", "pull", "--run-cache"], clone)
+    run([sys.executable, "-m", "domaintune.run_cache", "pull"], clone)
     for f in ("models/specialist/model.safetensors", "models/adapters/specialist/adapter_model.safetensors",
               "data/processed/splits/test.jsonl"):
         assert sha256(clone / f) == sha256(repo / f), f
