@@ -29,7 +29,7 @@ from domaintune.evaluation.latency import percentile  # noqa: E402
 from domaintune.evaluation.run import classify_by_scoring  # noqa: E402
 from domaintune.io import read_jsonl  # noqa: E402
 from domaintune.memory import peak_mem_mb  # noqa: E402
-from domaintune.modeling.cpu_inference import for_inference  # noqa: E402
+from domaintune.modeling.cpu_inference import compiled, for_inference  # noqa: E402
 from domaintune.records import INTENTS  # noqa: E402
 
 TARGET_P50_MS, TARGET_P95_MS = 40.0, 80.0
@@ -41,7 +41,8 @@ def main() -> None:
     ap.add_argument("--test", default="data/processed/splits/test.jsonl")
     ap.add_argument("--queries", type=int, default=150, help="held-out intent queries timed per variant")
     ap.add_argument("--generate-queries", type=int, default=10, help="queries timed by free generation")
-    ap.add_argument("--variants", default="fp32,bf16,int8")
+    ap.add_argument("--variants", default="fp32,bf16,int8,bf16+compile",
+                    help="fp32, bf16, int8, each optionally +compile (torch.compile; minutes to compile)")
     args = ap.parse_args()
 
     labels = list(INTENTS)
@@ -65,7 +66,13 @@ def main() -> None:
 
     reference = None
     for variant in args.variants.split(","):
-        m = for_inference(model, variant)  # type: ignore[arg-type]
+        precision, _, how = variant.partition("+")
+        m = for_inference(model, precision)  # type: ignore[arg-type]
+        if how == "compile":
+            t = time.perf_counter()
+            m = compiled(m)
+            classify_by_scoring(m, tok, rows[:8], labels)  # compile for a spread of query lengths, untimed
+            print(f"{variant}: compiled and warmed up in {time.perf_counter() - t:.0f} s")
         outs, ms = classify_by_scoring(m, tok, rows, labels)
         pred = [(parse_intent(o, labels) or {}).get("primary_intent") for o in outs]
         reference = reference or pred

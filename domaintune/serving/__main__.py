@@ -32,7 +32,7 @@ def _serve(cfg: ServeParams) -> None:
     from domaintune.serving.app import create_app
     from domaintune.serving.tiers import build_router
 
-    engine = ModelEngine(cfg.model_dir, cfg.inference)
+    engine = ModelEngine(cfg.model_dir, cfg.inference, cfg.compile)
     app = create_app(cfg, engine, build_router(cfg, engine))
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         logging.warning("listening on %s: reachable from other machines%s", cfg.host,
@@ -44,13 +44,13 @@ def _serve(cfg: ServeParams) -> None:
 def _classify(cfg: ServeParams, texts: list[str]) -> None:
     from domaintune.serving.tiers import build_router
 
-    router = build_router(cfg, ModelEngine(cfg.model_dir, cfg.inference))
+    router = build_router(cfg, ModelEngine(cfg.model_dir, cfg.inference, cfg.compile))
     for text in texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]:
         print(json.dumps(router.route(text).as_json(), ensure_ascii=False), flush=True)
 
 
 def _chat(cfg: ServeParams, message: str | None, system: str | None, max_tokens: int) -> None:
-    engine = ModelEngine(cfg.model_dir, cfg.inference)
+    engine = ModelEngine(cfg.model_dir, cfg.inference)  # serve.compile speeds classification only
     history = [{"role": "system", "content": system}] if system else []
     interactive = message is None
     if interactive:

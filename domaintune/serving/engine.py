@@ -17,7 +17,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 from domaintune.data.intents import SYSTEM_PROMPT
 from domaintune.evaluation.generate import load_model
 from domaintune.evaluation.label_scoring import LabelScorer
-from domaintune.modeling.cpu_inference import Variant, for_inference, resolve
+from domaintune.modeling.cpu_inference import Variant, compiled, for_inference, resolve
 from domaintune.records import INTENTS
 from domaintune.serving.router import TierTimeout
 
@@ -54,7 +54,7 @@ class _Cancelled(StoppingCriteria):
 
 
 class ModelEngine:
-    def __init__(self, model_dir: str | Path, variant: Variant = "fp32"):
+    def __init__(self, model_dir: str | Path, variant: Variant = "fp32", compile_scoring: bool = False):
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").is_file():
             raise ModelNotFound(f"{model_dir}: no model here (config.json missing); run `dvc repro` "
@@ -63,7 +63,13 @@ class ModelEngine:
         model, self.tok = load_model(model_dir)
         self.model = for_inference(model, variant)
         self.model_dir, self.variant = model_dir, resolve(variant)
-        self.scorer = LabelScorer(self.model, self.tok, list(INTENTS), SYSTEM_PROMPT)
+        scoring_model = compiled(self.model) if compile_scoring else self.model
+        self.scorer = LabelScorer(scoring_model, self.tok, list(INTENTS), SYSTEM_PROMPT)
+        if compile_scoring:  # pay the compilation now, for short and long queries, not on the first requests
+            for text in ("hi", "Where can I eat good food near the old town tonight?",
+                         "I have three days in the city with my family; how should I split the museums, "
+                         "the markets and the best viewpoints so that we do not walk too much?"):
+                self.scorer.classify(text)
         self.load_s = time.perf_counter() - t
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self.lock = threading.Lock()
