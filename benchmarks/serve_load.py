@@ -21,7 +21,6 @@ import json
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -32,6 +31,10 @@ from pathlib import Path
 import httpx2 as httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from domaintune.evaluation.latency import percentile  # noqa: E402
+
 FALLBACK_QUERIES = ["selam naber", "Where can I eat good sushi in Rome?", "Wie wird das Wetter morgen in Berlin?",
                     "Comment aller à l'aéroport ?", "Где ближайшая аптека?", "أين أفضل مكان للتسوق في دبي؟"]
 
@@ -42,10 +45,6 @@ def _queries() -> list[str]:
         return FALLBACK_QUERIES
     rows = [json.loads(line) for line in test.open()]
     return [r["messages"][-2]["content"] for r in rows if r["task"] == "intent"]
-
-
-def _pct(xs: list[float], q: int) -> float:
-    return statistics.quantiles(xs, n=100, method="inclusive")[q - 1] if len(xs) > 1 else (xs[0] if xs else 0.0)
 
 
 def _free_port() -> int:
@@ -94,8 +93,8 @@ def _report(title: str, results: list[dict], wall: float) -> None:
     for kind in ("classify", "chat"):
         ms = [r["ms"] for r in results if r["kind"] == kind and r["status"] == 200]
         if ms:
-            print(f"  {kind:9s} n={len(ms):4d}  p50 {_pct(ms, 50):7.1f} ms  p95 {_pct(ms, 95):7.1f} ms  "
-                  f"p99 {_pct(ms, 99):7.1f} ms")
+            print(f"  {kind:9s} n={len(ms):4d}  p50 {percentile(ms, 50):7.1f} ms  p95 {percentile(ms, 95):7.1f} ms  "
+                  f"p99 {percentile(ms, 99):7.1f} ms")
     print("  status:", dict(Counter(str(r["status"]) for r in results)))
     tiers = Counter(r["tier"] for r in results if r["kind"] == "classify" and r["status"] == 200)
     if tiers:

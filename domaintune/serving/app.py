@@ -34,6 +34,7 @@ from domaintune.serving.openai_schema import (
     completion_body,
     split_tool_calls,
     to_chat,
+    usage,
 )
 from domaintune.serving.router import FallbackRouter
 
@@ -223,7 +224,7 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
             delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(calls)]
         events = [w.chunk(delta), w.chunk({}, finish)]
         if req.stream_options and req.stream_options.include_usage:
-            events.append(w.chunk({}, usage=_usage(done.prompt_tokens, done.completion_tokens)))
+            events.append(w.chunk({}, usage=usage(done.prompt_tokens, done.completion_tokens)))
         events.append(w.done())
         return StreamingResponse(iter(events), media_type="text/event-stream")
 
@@ -257,7 +258,7 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
                         yield w.chunk({"content": piece})
                 yield w.chunk({}, stats["finish_reason"])
                 if req.stream_options and req.stream_options.include_usage:
-                    yield w.chunk({}, usage=_usage(stats["prompt_tokens"], stats["completion_tokens"]))
+                    yield w.chunk({}, usage=usage(stats["prompt_tokens"], stats["completion_tokens"]))
                 yield w.done()
                 metrics.tokens.inc(stats["completion_tokens"])
             finally:
@@ -271,7 +272,3 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
     app.state.metrics, app.state.admission, app.state.router, app.state.engine = metrics, admission, router, engine
     return app
 
-
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}

@@ -93,7 +93,7 @@ class ClassifyRequest(BaseModel):
     text: str
 
 
-def _text(m: Message, i: int) -> str:
+def _text(m: Message) -> str:
     if isinstance(m.content, list):
         return "".join(p.text for p in m.content)
     return m.content or ""
@@ -105,7 +105,7 @@ def to_chat(req: ChatRequest, max_chars: int, max_messages: int) -> tuple[list[d
         raise APIError(400, f"{len(req.messages)} messages; at most {max_messages}", "messages")
     out: list[dict] = []
     for i, m in enumerate(req.messages):
-        text = _text(m, i)
+        text = _text(m)
         where = f"messages[{i}].content"
         if len(text) > max_chars:
             raise APIError(400, f"{where}: {len(text)} characters; at most {max_chars}", where, "message_too_long")
@@ -161,9 +161,13 @@ def completion_body(model: str, content: str | None, tool_calls: list[dict] | No
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
         "model": model, "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": usage(prompt_tokens, completion_tokens),
     }
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
 
 
 class ChunkWriter:

@@ -39,7 +39,11 @@ class Routed:
     result: dict
     tier: str
     skipped: list[dict] = field(default_factory=list)  # [{"tier", "reason", "detail"}] in the order tried
-    invalid: list[str] = field(default_factory=list)   # tiers whose output did not validate
+
+    @property
+    def invalid(self) -> list[str]:
+        """Tiers whose output did not validate."""
+        return [s["tier"] for s in self.skipped if s["reason"] == "invalid_output"]
 
     def as_json(self) -> dict:
         return {**self.result, "tier": self.tier, "skipped": self.skipped}
@@ -54,17 +58,14 @@ class FallbackRouter:
 
     def route(self, text: str) -> Routed:
         skipped: list[dict] = []
-        invalid: list[str] = []
         for tier in self.tiers:
             answer = self._try(tier, text)
             if isinstance(answer, dict):
-                return Routed(answer, tier.name, skipped, invalid)
+                return Routed(answer, tier.name, skipped)
             reason, detail = answer
-            if reason == "invalid_output":
-                invalid.append(tier.name)
             skipped.append({"tier": tier.name, "reason": reason, "detail": detail})
         fallback = {"primary_intent": self.default_intent, "confidence": 0.0, "all_intents": [self.default_intent]}
-        return Routed(fallback, "default", skipped, invalid)
+        return Routed(fallback, "default", skipped)
 
     def _try(self, tier: Tier, text: str) -> dict | tuple[str, str]:
         """The tier's answer, or why it was skipped: (reason code, detail)."""
