@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from domaintune.classifiers.keywords import KeywordClassifier  # noqa: E402
 from domaintune.io import read_jsonl  # noqa: E402
 from domaintune.serving.engine import ModelEngine  # noqa: E402
-from domaintune.serving.keywords import KeywordClassifier  # noqa: E402
 from domaintune.serving.router import FallbackRouter, Tier  # noqa: E402
 
 

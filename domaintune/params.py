@@ -77,6 +77,8 @@ class TravelData(Strict):
 
 class IntentData(Strict):
     utterances: str
+    # More templates, one file per language (<lang>.yaml: intents + multi_intent), merged after `utterances`
+    templates_dir: str | None = None
     examples_per_intent: PosInt
     test_examples_per_intent: PosInt
     heldout_template_share: Fraction
@@ -196,6 +198,11 @@ class TrainParams(Strict):
     specialist: PhaseParams
 
 
+class BaselineParams(Strict):
+    tfidf_c: float = Field(10.0, gt=0, description="inverse regularization of the TF-IDF logistic regression")
+    keywords: str = Field("data/raw/serving/intent_keywords.yaml", description="the keyword rules scored as a baseline")
+
+
 class EvalParams(Strict):
     intent_examples: PosInt
     probe_examples: PosInt
@@ -210,6 +217,9 @@ class EvalParams(Strict):
     report_max_new_tokens: PosInt = 160
     questions: str = "data/raw/eval/questions.yaml"
     catalog: str = "data/raw/travel/destinations.yaml"
+    choices: str = Field("data/raw/general/choices.yaml", description="general facts for the retention check")
+    choices_generated: int = Field(300, ge=0, description="arithmetic and comparison items added to them")
+    baselines: BaselineParams = Field(default_factory=BaselineParams)
     retention_min: Fraction = Field(0.95, description="retention (final / base probe score) the gate asks for")
     retention_action: Literal["warn", "fail"] = Field("warn", description="below retention_min: warn, or fail")
 
@@ -221,6 +231,14 @@ class ModelTier(Strict):
     model_dir: str | None = Field(None, description="the model to load; 'model': null means serve.model_dir")
     threshold: Fraction = Field(0.5, description="answers below this confidence fall through to the next tier")
     timeout_s: float = Field(2.0, gt=0, description="waiting longer than this for the model: next tier")
+
+
+class ClassifierTier(Strict):
+    """The TF-IDF + logistic regression classifier the pipeline fits (``models/tfidf``)."""
+
+    kind: Literal["classifier"]
+    model_dir: str = "models/tfidf"
+    threshold: Fraction = 0.5
 
 
 class KeywordTier(Strict):
@@ -242,7 +260,7 @@ class ServeParams(Strict):
     max_message_chars: PosInt = 8000
     max_messages: PosInt = 64
     max_new_tokens: PosInt = 512
-    tiers: list[Annotated[ModelTier | KeywordTier, Field(discriminator="kind")]] = Field(
+    tiers: list[Annotated[ModelTier | ClassifierTier | KeywordTier, Field(discriminator="kind")]] = Field(
         default_factory=lambda: [ModelTier(kind="model"), KeywordTier(kind="keywords")])
     default_intent: str = "general"
 

@@ -7,6 +7,7 @@ import json
 import logging
 
 from domaintune.cli import GateError, run_stage
+from domaintune.evaluation.chain import chain_accuracy
 from domaintune.evaluation.summary import plot_rows, summarize
 from domaintune.io import atomic_path, write_json
 from domaintune.params import load_params
@@ -24,7 +25,10 @@ def write_csv(path: str, rows: list[dict]) -> None:
 def main() -> None:
     p = load_params()
     evals = {name: json.load(open(f"evals/{name}.json")) for name in MODELS}
-    metrics = summarize(evals, p.eval.retention_min)
+    baselines = json.load(open("evals/baselines.json"))
+    chain = chain_accuracy(evals["specialist"]["predictions"], baselines["predictions"], p.serve.tiers,
+                           p.serve.default_intent)
+    metrics = summarize(evals, p.eval.retention_min, baselines, chain)
     for name, values in metrics.items():
         write_json(f"metrics/{name}.json", values)
     for name, rows in plot_rows(evals["specialist"]).items():

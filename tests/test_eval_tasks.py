@@ -164,3 +164,46 @@ def test_perplexity_counts_assistant_tokens_and_prefers_the_trained_text(tiny_mo
         model(input_ids=ids, labels=ids).loss.backward()
         opt.step()
     assert perplexity(model.eval(), tok, recs, batch_size=2)["perplexity"] < m["perplexity"]
+
+
+def test_an_answer_that_repeats_a_six_word_run_three_times_loops():
+    from domaintune.evaluation.travel import loops
+
+    assert loops("Bali is a paradise for families. " * 3)
+    assert not loops("Bali is a paradise for families. " * 2 + "Day 1: Ubud. Day 2: Uluwatu.")
+    assert not loops("short answer")
+
+
+def test_choice_items_are_deterministic_and_hold_the_answer_once(root):
+    from domaintune.evaluation.choices import build_items
+
+    items = build_items(root / "data/raw/general/choices.yaml", 30, seed=1)
+    assert len(items) >= 1000  # the retention check's size
+    assert items == build_items(root / "data/raw/general/choices.yaml", 30, seed=1)
+    for it in items:
+        assert len(set(it["options"])) == 4 and it["options"].count(it["answer"]) == 1
+
+
+def test_choice_scoring_knows_capitals_and_ignores_the_batch_size(root, real_model):
+    """The real SmolLM2: far above the 1-in-4 chance on capitals, and padding changes no pick."""
+    from domaintune.evaluation.choices import build_items, choose, score_choices
+    from domaintune.evaluation.generate import load_model
+
+    model, tok = load_model(real_model)
+    items = [it for it in build_items(root / "data/raw/general/choices.yaml", 0, seed=0)
+             if it["kind"] == "capitals"][:24]
+    assert choose(model, tok, items, 1) == choose(model, tok, items, 8)
+    out = score_choices(model, tok, items, 8)
+    assert out["score"] >= 0.5 and out["examples"] == 24 and len(out["correct"]) == 24
+    assert out["ci95"][0] < out["score"] < out["ci95"][1]
+
+
+def test_retention_interval_is_paired_and_brackets_the_ratio():
+    from domaintune.evaluation.summary import ratio_interval
+
+    base = [1, 0, 1, 1, 0, 1, 1, 1, 0, 1] * 20
+    lo, hi = ratio_interval(base, base)
+    assert lo == hi == 1.0  # the same answers: no uncertainty in the ratio
+    worse = [b if i % 10 else 0 for i, b in enumerate(base)]
+    lo, hi = ratio_interval(base, worse)
+    assert lo < sum(worse) / sum(base) < hi < 1.0

@@ -55,9 +55,11 @@ def ev(acc, probes, ppl=10.0, answer="An answer."):
     seed = {"request": "Plan Japan | cheap", "answer": answer, "plan": True, "budget_consistent": acc > 0.5,
             "followup": True, "named_places": 3, "other_places": 0, "budget_stated": True, "total": 1.0}
     travel = {"budget_stated_rate": 1.0, "budget_consistent_rate": acc, "named_places_mean": 2.0,
-              "other_places_mean": 0.0, "followup_rate": 0.5, "examples": 4, "seed": [seed]}
+              "other_places_mean": 0.0, "followup_rate": 0.5, "looping_rate": 0.0, "examples": 4, "seed": [seed]}
     return {"intent": intent, "intent_scored": {**intent, "accuracy": acc + 0.05},
             "probes": {"score": probes, "per_kind": {}, "examples": 10}, "latency": {"classify_p50_ms": 1.0},
+            "choices": {"score": probes, "per_kind": {}, "examples": 10,
+                        "correct": [1] * round(probes * 10) + [0] * (10 - round(probes * 10))},
             "predictions": [], "perplexity": {"perplexity": ppl, "tokens": 100, "examples": 5},
             "tools": {**tools, "examples": 6}, "travel": travel,
             "general_answers": [{"question": "What is 156 x 23?", "answer": answer}]}
@@ -80,7 +82,7 @@ def test_summary_writes_tools_travel_and_perplexity_per_model():
     assert s["tools"]["instruct"]["args_accuracy"] == 0.2
     assert s["travel"]["budget_consistent_rate"] == 0.9 and s["travel"]["base"]["budget_consistent_rate"] == 0.1
     assert s["travel"]["seed"] == {"budget_consistent_rate": 1.0, "followup_rate": 1.0, "named_places_mean": 3.0,
-                                   "requests": 1}
+                                   "looping_rate": 0.0, "requests": 1}
     ppl = s["retention"]["perplexity"]
     assert (ppl["base"], ppl["instruct"], ppl["final"]) == (8.0, 8.5, 10.0) and math.isclose(ppl["ratio"], 1.25)
 

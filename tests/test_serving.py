@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx2 as httpx  # the HTTP client the openai package ships with
 import pytest
 
+from domaintune.classifiers.keywords import KeywordClassifier, KeywordFileError
 from domaintune.params import KeywordTier, ModelTier, ServeParams
-from domaintune.serving.keywords import KeywordClassifier, KeywordFileError
 from domaintune.serving.openai_schema import split_tool_calls
 from domaintune.serving.router import FallbackRouter, Tier
 

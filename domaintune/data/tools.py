@@ -84,6 +84,15 @@ def resolve(when: str, today: dt.date) -> dt.date:
     return today + dt.timedelta(days=(day - today.weekday()) % 7 or 7)
 
 
+def system_prompt(today: dt.date) -> str:
+    """Today's date and the dates of the next seven days: "on Friday" or "tomorrow" becomes a
+    look-up a small model can learn to copy, not calendar arithmetic it gets wrong (args 0.0)."""
+    week = ", ".join(f"{WEEKDAYS[d.weekday()]} {d.isoformat()}"
+                     for d in (today + dt.timedelta(days=k) for k in range(1, 8)))
+    return (f"You are a travel assistant with access to tools. Today is {WEEKDAYS[today.weekday()]}, "
+            f"{today.isoformat()}. Next days: {week}. Call a tool only when you need live data.")
+
+
 def climate_answer(ask: str, dest, month: int) -> str:
     best = f"The best months for {dest.name} are {months(dest.best_months)}: {dest.best_reason}."
     worst = (f"Avoid {months(dest.worst_months)} if you can: {dest.worst_reason}."
@@ -111,8 +120,7 @@ def build_tools(cfg: ToolData, seed: int) -> tuple[list[dict], dict]:
     for i in range(cfg.examples):
         split = "test" if i < n_test else "train"
         today = dt.date(2026, 1, 1) + dt.timedelta(days=r.randint(0, 364))
-        system = (f"You are a travel assistant with access to tools. Today is {WEEKDAYS[today.weekday()]}, "
-                  f"{today.isoformat()}. Call a tool only when you need live data.")
+        system = system_prompt(today)
         is_test = split == "test"
         if r.random() < cfg.no_tool_share:
             if r.random() < 0.4:

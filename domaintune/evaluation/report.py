@@ -46,11 +46,16 @@ def metrics_table(metrics: dict[str, dict]) -> list[str]:
         lines.append(f"| {label} | {earlier[0]} | {earlier[1]} | {_fmt(_get(m, path))} |")
     r = metrics.get("retention", {})
     ppl = r.get("perplexity", {})
-    lines.append(f"| general probes exact-match | {_fmt(r.get('base'))} | {_fmt(r.get('instruct'))} | "
-                 f"{_fmt(r.get('final'))} |")
+    probes = r.get("probes", {})
+    lines.append(f"| general knowledge, {r.get('examples', '?')} multiple-choice items | {_fmt(r.get('base'))} | "
+                 f"{_fmt(r.get('instruct'))} | {_fmt(r.get('final'))} |")
+    lines.append(f"| general probes exact-match (greedy) | {_fmt(probes.get('base'))} | {_fmt(probes.get('instruct'))} | "
+                 f"{_fmt(probes.get('final'))} |")
     lines.append(f"| general perplexity (lower is better) | {_fmt(ppl.get('base'))} | {_fmt(ppl.get('instruct'))} | "
                  f"{_fmt(ppl.get('final'))} |")
-    lines += ["", f"Retention (final / base probe score): **{_fmt(r.get('retention'))}**"
+    ci = r.get("ci95")
+    lines += ["", f"Retention (final / base multiple-choice score): **{_fmt(r.get('retention'))}**"
+              + (f" (95% interval {_fmt(ci[0])} to {_fmt(ci[1])})" if ci else "")
               + (f", gate {r['gate']['min']}: {'passed' if r['gate']['passed'] else 'FAILED'}" if "gate" in r else "")]
     return lines
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from domaintune.data.catalog import DestinationFile
-from domaintune.data.common import load_checked, rng
+from domaintune.data.common import load_checked
 from domaintune.evaluation.calibration import expected_calibration_error, reliability
+from domaintune.evaluation.choices import build_items, score_choices
 from domaintune.evaluation.generate import generate, load_model, prompts_for
 from domaintune.evaluation.intent import parse_intent, score_intents
 from domaintune.evaluation.label_scoring import LabelScorer
@@ -15,18 +17,14 @@ from domaintune.evaluation.latency import measure_latency, percentile
 from domaintune.evaluation.perplexity import perplexity
 from domaintune.evaluation.questions import load_questions
 from domaintune.evaluation.retention import score_probes
+from domaintune.evaluation.sampling import intent_rows
+from domaintune.evaluation.sampling import sample as _sample
 from domaintune.evaluation.tools import answer_turn, call_turn, score_grounding, score_tool_calls
 from domaintune.evaluation.travel import plan_request, score_answer, score_travel
 from domaintune.io import read_jsonl
 from domaintune.params import Params
 from domaintune.records import INTENTS
 from domaintune.training.chat_format import prompt_text
-
-
-def _sample(rows: list[dict], n: int, seed: int, name: str) -> list[dict]:
-    rows = sorted(rows, key=lambda x: x["id"])
-    rng(seed, name).shuffle(rows)
-    return rows[:n]
 
 
 def _samples(records: list[dict], outputs: list[str], n: int = 5) -> list[dict]:
@@ -111,11 +109,12 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> d
     load_s = time.perf_counter() - t
     labels = list(INTENTS)
 
-    intents = _sample([r for r in test if r["task"] == "intent"], e.intent_examples, p.seed, "eval-intent")
+    intents = intent_rows(test, e.intent_examples, p.seed)
     intent_prompts = prompts_for(tok, intents)
     intent_out = generate(model, tok, intent_prompts, e.max_new_tokens, e.batch_size)
     scored_out, scored_ms = classify_by_scoring(model, tok, intents, labels)
 
+    choices = score_choices(model, tok, build_items(e.choices, e.choices_generated, p.seed), e.batch_size)
     probes = _sample([r for r in test if r["task"] == "probe"], e.probe_examples, p.seed, "eval-probe")
     probe_out = generate(model, tok, prompts_for(tok, probes), e.max_new_tokens, e.batch_size)
     general = _sample([r for r in test if r["task"] == "general"], e.perplexity_examples, p.seed, "eval-ppl")
@@ -136,10 +135,12 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> d
     return {
         "intent": results["generate"],
         "intent_scored": results["scored"],
-        "predictions": [{"actual": r["meta"]["intent"], "generate": (parse_intent(g, labels) or {}).get(
-            "primary_intent", "<invalid>"), "scored": (parse_intent(s, labels) or {})["primary_intent"],
-            "lang": r["lang"]} for r, g, s in zip(intents, intent_out, scored_out, strict=True)],
+        "predictions": [{"id": r["id"], "actual": r["meta"]["intent"], "generate": (parse_intent(g, labels) or {}).get(
+            "primary_intent", "<invalid>"), "scored": json.loads(s)["primary_intent"],
+            "scored_confidence": json.loads(s)["confidence"], "lang": r["lang"]}
+            for r, g, s in zip(intents, intent_out, scored_out, strict=True)],
         "probes": score_probes(probe_out, probes),
+        "choices": choices,
         "perplexity": perplexity(model, tok, general, e.batch_size),
         "tools": _tools(model, tok, test, p),
         "travel": _travel(model, tok, test, p, questions, catalog),

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 HEADLINE = ("accuracy", "macro_f1", "json_valid_rate", "ece")
+BOOTSTRAP = 2000
+
+
+def ratio_interval(base: list[int], final: list[int], seed: int = 0) -> list[float]:
+    """95% paired-bootstrap interval of sum(final) / sum(base) over the same items."""
+    b, f = np.asarray(base, dtype=float), np.asarray(final, dtype=float)
+    if len(b) != len(f) or not len(b):
+        raise ValueError(f"retention needs the same items for both models, got {len(b)} and {len(f)}")
+    idx = np.random.default_rng(seed).integers(0, len(b), size=(BOOTSTRAP, len(b)))
+    ratios = f[idx].sum(1) / np.maximum(b[idx].sum(1), 1)
+    return [float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))]
 
 
 def _headline(intent: dict) -> dict:
     return {k: intent[k] for k in HEADLINE + ("per_language",)}
 
 
-def summarize(evals: dict[str, dict], retention_min: float) -> dict[str, dict]:
-    """``evals`` maps model name (base, instruct, specialist) to its evaluation; the specialist is final."""
+def summarize(evals: dict[str, dict], retention_min: float, baselines: dict | None = None,
+              chain: dict | None = None) -> dict[str, dict]:
+    """``evals`` maps model name (base, instruct, specialist) to its evaluation; the specialist is final.
+    ``baselines`` (TF-IDF, keywords) and ``chain`` (the serving fallback chain) were scored on the
+    same intent rows; they sit beside the model so every `dvc metrics diff` shows the gap."""
     base, final = evals["base"], evals["specialist"]
     scored = final["intent_scored"]
     intent = {k: v for k, v in final["intent"].items() if k != "reliability"}
@@ -20,19 +36,33 @@ def summarize(evals: dict[str, dict], retention_min: float) -> dict[str, dict]:
         # the fast path (label likelihoods): what serving uses
         "scored": {k: scored[k] for k in HEADLINE + ("per_intent", "per_language")},
     })
+    if baselines is not None:
+        intent["baselines"] = {name: {k: baselines[name][k] for k in ("accuracy", "macro_f1", "per_language")}
+                               for name in ("tfidf", "keywords")}
+        intent["scored_minus_tfidf"] = scored["accuracy"] - baselines["tfidf"]["accuracy"]
+        intent["scored_minus_keywords"] = scored["accuracy"] - baselines["keywords"]["accuracy"]
+    if chain is not None:
+        intent["chain"] = chain
     if "instruct" in evals:
         intent["instruct"] = _headline(evals["instruct"]["intent"])
-    b, f = base["probes"]["score"], final["probes"]["score"]
+    # Retention: the final model's multiple-choice score over the base model's on the same
+    # 1,000+ general items, with a paired bootstrap 95% interval; the greedy probes stay beside it.
+    b, f = base["choices"]["score"], final["choices"]["score"]
     retention = {
         "base": b,
         "final": f,
         "retention": f / b if b > 0 else 0.0,
-        "per_kind": {name: e["probes"]["per_kind"] for name, e in evals.items()},
-        "examples": final["probes"]["examples"],
+        "ci95": ratio_interval(base["choices"]["correct"], final["choices"]["correct"]),
+        "per_kind": {name: e["choices"]["per_kind"] for name, e in evals.items()},
+        "examples": final["choices"]["examples"],
+        "probes": {"base": base["probes"]["score"], "final": final["probes"]["score"],
+                   "examples": final["probes"]["examples"],
+                   "per_kind": {name: e["probes"]["per_kind"] for name, e in evals.items()}},
         "gate": {"min": retention_min},
     }
     if "instruct" in evals:
-        retention["instruct"] = evals["instruct"]["probes"]["score"]
+        retention["instruct"] = evals["instruct"]["choices"]["score"]
+        retention["probes"]["instruct"] = evals["instruct"]["probes"]["score"]
     retention["gate"]["passed"] = retention["retention"] >= retention_min
     ppl = {("final" if name == "specialist" else name): e["perplexity"]["perplexity"] for name, e in evals.items()}
     # held-out general answers; lower is better, so a ratio above 1 is forgetting
@@ -45,7 +75,7 @@ def summarize(evals: dict[str, dict], retention_min: float) -> dict[str, dict]:
 TOOL_KEYS = ("call_valid_rate", "name_accuracy", "args_accuracy", "no_call_accuracy", "grounded_answer_rate",
              "examples")
 TRAVEL_KEYS = ("budget_stated_rate", "budget_consistent_rate", "named_places_mean", "other_places_mean",
-               "followup_rate", "examples")
+               "followup_rate", "looping_rate", "examples")
 
 
 def _per_model(evals: dict[str, dict], key: str, keys: tuple[str, ...]) -> dict:
@@ -64,6 +94,7 @@ def _seed_summary(seeds: list[dict]) -> dict:
     n = max(1, len(plans))
     return {"budget_consistent_rate": sum(s["budget_consistent"] for s in plans) / n,
             "followup_rate": sum(s["followup"] for s in plans) / n,
+            "looping_rate": sum(s.get("loops", False) for s in seeds) / max(1, len(seeds)),
             "named_places_mean": sum(s["named_places"] for s in seeds) / max(1, len(seeds)),
             "requests": len(seeds)}
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 
 from domaintune.data.catalog import Destination
@@ -76,12 +77,19 @@ def has_followup(answer: str) -> bool:
     return bool(lines) and lines[-1].endswith("?")
 
 
+def loops(answer: str, n: int = 6, times: int = 3) -> bool:
+    """True when some run of ``n`` words comes back ``times`` times or more: the answer is looping."""
+    words = answer.lower().split()
+    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return bool(grams) and max(grams.values()) >= times
+
+
 def score_answer(answer: str, asked: list[str], catalog: dict[str, Destination], budget: float | None,
                  currency: str | None) -> dict:
     money = budget_check(answer, budget, currency)
     own, other = named_places(answer, asked, catalog)
     return {"budget_stated": money["stated"], "budget_consistent": money["consistent"], "total": money["total"],
-            "named_places": own, "other_places": other, "followup": has_followup(answer)}
+            "named_places": own, "other_places": other, "followup": has_followup(answer), "loops": loops(answer)}
 
 
 def score_travel(outputs: list[str], requests: list[dict], catalog: dict[str, Destination]) -> dict:
@@ -95,6 +103,7 @@ def score_travel(outputs: list[str], requests: list[dict], catalog: dict[str, De
         "named_places_mean": sum(s["named_places"] for s in scored) / n,
         "other_places_mean": sum(s["other_places"] for s in scored) / n,
         "followup_rate": sum(s["followup"] for s in scored) / n,
+        "looping_rate": sum(s["loops"] for s in scored) / n,
         "examples": len(scored),
     }
 

@@ -14,9 +14,9 @@ import logging
 import os
 import sys
 
+from domaintune.classifiers.keywords import KeywordFileError
 from domaintune.params import ParamsError, ServeParams, load_params
 from domaintune.serving.engine import ModelEngine, ModelNotFound
-from domaintune.serving.keywords import KeywordFileError
 
 
 def _config(args: argparse.Namespace) -> ServeParams:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from domaintune.params import KeywordTier, ModelTier, ServeParams
+from domaintune.classifiers.keywords import KeywordClassifier
+from domaintune.classifiers.tfidf import TfidfIntentClassifier
+from domaintune.params import ClassifierTier, KeywordTier, ModelTier, ServeParams
 from domaintune.serving.engine import ModelEngine
-from domaintune.serving.keywords import KeywordClassifier
 from domaintune.serving.router import FallbackRouter, Tier
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,16 @@ def build_router(cfg: ServeParams, engine: ModelEngine | None) -> FallbackRouter
         if isinstance(spec, KeywordTier):
             kc = KeywordClassifier.from_file(spec.file)  # a broken rules file is a startup error
             tiers.append(Tier("keywords", lambda text, _t, kc=kc: kc.classify(text), spec.threshold, 1.0))
+            continue
+        if isinstance(spec, ClassifierTier):
+            tier = Tier("classifier", lambda *_: None, spec.threshold, 1.0)
+            try:
+                clf = TfidfIntentClassifier.load(spec.model_dir)
+                tier.classify = lambda text, _t, clf=clf: clf.classify(text)
+            except (OSError, ValueError, KeyError) as e:
+                log.warning("tier classifier unavailable: %s", e)
+                tier.available, tier.why_unavailable = False, str(e)
+            tiers.append(tier)
             continue
         assert isinstance(spec, ModelTier)
         tier = Tier(spec.kind, lambda *_: None, spec.threshold, spec.timeout_s)
