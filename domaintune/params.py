@@ -147,6 +147,8 @@ class GuardParams(Strict):
 
 
 class PhaseParams(Strict):
+    method: Literal["lora", "full"] = Field(
+        "lora", description="lora: train an adapter; full: train the top lora.top_layers decoder layers themselves")
     learning_rate: Annotated[float, Field(gt=0.0, lt=1.0)]
     epochs: Annotated[float, Field(gt=0.0)] | Literal["auto"]
     max_steps: int = Field(-1, ge=-1, description="-1: run the full epochs")
@@ -218,7 +220,8 @@ class EvalParams(Strict):
     questions: str = "data/raw/eval/questions.yaml"
     catalog: str = "data/raw/travel/destinations.yaml"
     choices: str = Field("data/raw/general/choices.yaml", description="general facts for the retention check")
-    choices_generated: int = Field(300, ge=0, description="arithmetic and comparison items added to them")
+    choices_generated: int = Field(0, ge=0, description="arithmetic and comparison items added to them")
+    choices_examples: PosInt = Field(1100, description="items scored (a seeded sample when there are more)")
     baselines: BaselineParams = Field(default_factory=BaselineParams)
     retention_min: Fraction = Field(0.95, description="retention (final / base probe score) the gate asks for")
     retention_action: Literal["warn", "fail"] = Field("warn", description="below retention_min: warn, or fail")

@@ -319,3 +319,11 @@ def test_malformed_utterances_file_names_file_line_and_key(tmp_path, text, error
     bad.write_text(text)
     with pytest.raises(InputError, match=error):
         Templates(bad)
+
+
+def test_domain_shares_split_into_counts_that_add_up():
+    from domaintune.data.mix import split_by_shares
+
+    assert split_by_shares(1310, {"intent": 0.86, "tool": 0.125, "travel": 0.015}) == {
+        "intent": 1126, "tool": 164, "travel": 20}  # rounding each alone gives 1311
+    assert sum(split_by_shares(7, {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}).values()) == 7

@@ -67,8 +67,12 @@ def test_repro_builds_a_loadable_merged_model(repo):
     with torch.inference_mode():
         out = model.generate(**enc, max_new_tokens=5, do_sample=False)
     assert out.shape[1] > enc["input_ids"].shape[1]
-    adapter = json.loads((repo / "models/adapters/specialist/adapter_config.json").read_text())
+    adapter = json.loads((repo / "models/adapters/instruct/adapter_config.json").read_text())
     assert adapter["r"] == 4
+    # stage 2 is a full fine-tune of the top layers: only their tensors are kept
+    from safetensors import safe_open
+    with safe_open(repo / "models/adapters/specialist/delta.safetensors", "pt") as f:
+        assert f.keys() and all(k.startswith("model.layers.") for k in f.keys())
 
 
 def test_every_metrics_file_holds_finite_numbers(repo):
@@ -82,6 +86,11 @@ def test_every_metrics_file_holds_finite_numbers(repo):
     assert {"accuracy", "macro_f1", "json_valid_rate", "ece", "per_intent", "per_language", "base", "instruct",
             "scored"} <= intent.keys()
     assert intent["scored"]["json_valid_rate"] == 1.0  # label scoring always answers in the schema
+    # the baselines and the served chain, on the same rows, beside the model
+    assert {"tfidf", "keywords"} <= intent["baselines"].keys() and 0 <= intent["chain"]["accuracy"] <= 1
+    assert math.isclose(intent["scored_minus_tfidf"], intent["scored"]["accuracy"] - intent["baselines"]["tfidf"][
+        "accuracy"])
+    assert (repo / "models/tfidf/tfidf_weights.safetensors").exists()
     latency = json.loads((repo / "metrics/latency.json").read_text())
     assert latency["classify_mode"] == "label_scoring"
     assert latency["classify_p50_ms"] < latency["generate_classify_p50_ms"]  # one pass against a decode loop
@@ -91,7 +100,8 @@ def test_every_metrics_file_holds_finite_numbers(repo):
     assert {"examples", "mix", "duplicates_removed", "tokens"} <= data.keys()
     assert data["tokens"]["p50"] <= data["tokens"]["p95"] <= data["tokens"]["max"]
     retention = json.loads((repo / "metrics/retention.json").read_text())
-    assert {"base", "final", "retention", "perplexity"} <= retention.keys()
+    assert {"base", "final", "retention", "perplexity", "ci95", "probes"} <= retention.keys()
+    assert retention["examples"] == 12 and retention["ci95"][0] <= retention["retention"] <= retention["ci95"][1]
     assert retention["perplexity"]["base"] > 1 and retention["perplexity"]["tokens"] > 0
     tools = json.loads((repo / "metrics/tools.json").read_text())
     assert {"call_valid_rate", "name_accuracy", "args_accuracy", "no_call_accuracy", "base", "instruct"} <= tools.keys()
@@ -164,15 +174,15 @@ def test_teammate_restores_from_remote_instead_of_retraining(repo, tmp_path):
 def test_eval_param_reruns_only_evaluation_and_metrics_diff_shows_it(repo):
     """Two commits with different params; `dvc metrics diff --md` between them is the PR table."""
     before = commit_all(repo, "before")
-    apply_overrides(repo / "params.yaml", {"eval.probe_examples": 4})
+    apply_overrides(repo / "params.yaml", {"eval.choices_examples": 8})
     out = run([sys.executable, "-m", "dvc", "repro"], repo)
     ran = sorted(line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage"))
     assert ran == ["evaluate@base", "evaluate@instruct", "evaluate@specialist", "report", "summarize"], ran
-    after = commit_all(repo, "fewer probes")
+    after = commit_all(repo, "fewer retention items")
     table = metrics_diff_md(repo, before, after)
     assert table.startswith("| Path") and "| Metric" in table and "| Change" in table, table
-    row = next(line for line in table.splitlines() if "metrics/retention.json" in line and "| examples" in line)
-    assert "| 6 " in row and "| 4 " in row and "| -2 " in row, row
+    row = next(line for line in table.splitlines() if "metrics/retention.json" in line and "| examples " in line)
+    assert "| 12 " in row and "| 8 " in row and "| -4 " in row, row
     run([sys.executable, "-m", "dvc", "plots", "diff", before, after, "-o", "plots-diff"], repo)
     assert (repo / "plots-diff" / "index.html").exists()
 
@@ -194,8 +204,8 @@ def test_exp_run_changes_rank_and_launch_and_reruns_only_training(repo):
     for rerun in ("train@instruct", "merge@instruct", "evaluate@instruct", "train@specialist",
                   "evaluate@specialist"):
         assert f"Running stage '{rerun}'" in out, out[-3000:]
-    for phase in ("instruct", "specialist"):
-        adapter = json.loads((repo / f"models/adapters/{phase}/adapter_config.json").read_text())
-        assert adapter["r"] == 8
+    adapter = json.loads((repo / "models/adapters/instruct/adapter_config.json").read_text())
+    assert adapter["r"] == 8
+    for phase in ("instruct", "specialist"):  # LoRA weights or the fully trained layers: equal on both ranks
         metrics = json.loads((repo / f"metrics/train_{phase}.json").read_text())
         assert metrics["world_size"] == 2 and len({r["lora_sha256"] for r in metrics["ranks"]}) == 1

@@ -229,3 +229,39 @@ def test_ddp_launch_trains_on_two_cpu_processes_and_saves_one_adapter(tiny, tmp_
     saved = sorted(p.name for p in (tmp_path / "adapter").iterdir())
     assert "adapter_model.safetensors" in saved and "training_args.bin" not in saved
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".adapter")]  # no second, half-moved copy
+
+
+def test_full_fine_tune_trains_only_the_top_layers_and_merges_them_over_the_base(tiny, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from domaintune.modeling.merge import merge_adapter
+    from domaintune.training.sft import train_adapter
+
+    phase = PhaseParams(**{**PHASE, "method": "full", "max_steps": 3, "save_steps": 0, "learning_rate": 1e-3})
+    m = train_adapter(tiny / "base", tiny / "train.jsonl", tiny / "val.jsonl", tmp_path / "a", phase,
+                      LoraParams(**{**LORA, "top_layers": 1}), 7, tmp_path / "ckpt")
+    assert m["method"] == "full" and m["lora_r"] is None and m["steps"] == 3
+    delta = load_file(tmp_path / "a" / "delta.safetensors")
+    assert delta and all(k.startswith("model.layers.1.") for k in delta)  # the top one of two layers only
+    assert m["trainable_params"] == sum(t.numel() for t in delta.values())
+    merge_adapter(tiny / "base", tmp_path / "a", tmp_path / "merged")
+    base = load_file(tiny / "base" / "model.safetensors")
+    merged = load_file(tmp_path / "merged" / "model.safetensors")
+    key = "model.layers.1.self_attn.q_proj.weight"
+    assert not torch.equal(merged[key], base[key]) and torch.equal(merged[key], delta[key])
+    frozen = "model.layers.0.self_attn.q_proj.weight"
+    assert torch.equal(merged[frozen], base[frozen])
+
+
+def test_a_delta_for_another_model_is_refused_at_merge(tiny, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from domaintune.modeling.merge import merge_adapter
+
+    (tmp_path / "a").mkdir()
+    save_file({"model.layers.7.mlp.up_proj.weight": torch.zeros(2, 2)}, tmp_path / "a" / "delta.safetensors")
+    with pytest.raises(ValueError, match="does not have"):
+        merge_adapter(tiny / "base", tmp_path / "a", tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()

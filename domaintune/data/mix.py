@@ -10,6 +10,7 @@ stage 2 mixes domain data with a share of general data against forgetting.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 
 from domaintune.data.common import rng, stable_hash
@@ -50,6 +51,17 @@ def _take(pool: list[dict], n: int, start: int = 0) -> list[dict]:
     return [pool[(start + i) % len(pool)] for i in range(n)]
 
 
+def split_by_shares(total: int, shares: dict[str, float]) -> dict[str, int]:
+    """Whole counts that add up to ``total`` exactly (largest remainder): rounding each share on its
+    own can overshoot (1310 x {0.86, 0.125, 0.015} rounds to 1311)."""
+    exact = {k: total * v for k, v in sorted(shares.items())}
+    counts = {k: math.floor(v) for k, v in exact.items()}
+    by_remainder = sorted(exact, key=lambda k: (-(exact[k] - counts[k]), k))
+    for k in by_remainder[: total - sum(counts.values())]:
+        counts[k] += 1
+    return counts
+
+
 def mix(records: list[dict], lengths: dict[str, int], max_length: dict[str, int], cfg: MixParams,
         seed: int) -> tuple[dict[str, list[dict]], dict]:
     """Return the five splits and what was removed on the way.
@@ -80,8 +92,8 @@ def mix(records: list[dict], lengths: dict[str, int], max_length: dict[str, int]
     n_general = round(cfg.specialist_examples * cfg.general_share)
     n_domain_target = cfg.specialist_examples - n_general
     picked = []
-    for task, share in sorted(cfg.domain_shares.items()):
-        picked += [x for x in domain if x["task"] == task][: round(n_domain_target * share)]
+    for task, n in split_by_shares(n_domain_target, cfg.domain_shares).items():
+        picked += [x for x in domain if x["task"] == task][:n]
     # Stage 2 replays general rows that stage 1 did not see first, then wraps around.
     replay = [x for x in general if x["id"] not in seen_in_stage1 and fits(x, "specialist")]
     replay += [x for x in instruct_train if fits(x, "specialist")]

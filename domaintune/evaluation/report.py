@@ -49,8 +49,8 @@ def metrics_table(metrics: dict[str, dict]) -> list[str]:
     probes = r.get("probes", {})
     lines.append(f"| general knowledge, {r.get('examples', '?')} multiple-choice items | {_fmt(r.get('base'))} | "
                  f"{_fmt(r.get('instruct'))} | {_fmt(r.get('final'))} |")
-    lines.append(f"| general probes exact-match (greedy) | {_fmt(probes.get('base'))} | {_fmt(probes.get('instruct'))} | "
-                 f"{_fmt(probes.get('final'))} |")
+    lines.append(f"| general probes exact-match (greedy) | {_fmt(probes.get('base'))} | "
+                 f"{_fmt(probes.get('instruct'))} | {_fmt(probes.get('final'))} |")
     lines.append(f"| general perplexity (lower is better) | {_fmt(ppl.get('base'))} | {_fmt(ppl.get('instruct'))} | "
                  f"{_fmt(ppl.get('final'))} |")
     ci = r.get("ci95")

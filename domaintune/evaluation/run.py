@@ -114,7 +114,8 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> d
     intent_out = generate(model, tok, intent_prompts, e.max_new_tokens, e.batch_size)
     scored_out, scored_ms = classify_by_scoring(model, tok, intents, labels)
 
-    choices = score_choices(model, tok, build_items(e.choices, e.choices_generated, p.seed), e.batch_size)
+    items = _sample(build_items(e.choices, e.choices_generated, p.seed), e.choices_examples, p.seed, "eval-choices")
+    choices = score_choices(model, tok, items, e.batch_size)
     probes = _sample([r for r in test if r["task"] == "probe"], e.probe_examples, p.seed, "eval-probe")
     probe_out = generate(model, tok, prompts_for(tok, probes), e.max_new_tokens, e.batch_size)
     general = _sample([r for r in test if r["task"] == "general"], e.perplexity_examples, p.seed, "eval-ppl")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 
 import torch
-from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import AutoTokenizer, TrainerCallback
 
 from domaintune.evaluation.generate import generate, prompts_for
@@ -22,6 +21,7 @@ from domaintune.evaluation.intent import parse_intent
 from domaintune.evaluation.retention import probe_correct
 from domaintune.params import GuardParams
 from domaintune.records import INTENTS
+from domaintune.training.trainable import load_trainable_state, trainable_state
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class ForgettingGuard(TrainerCallback):
     def _keep_if_best(self, model, step: int, s: dict) -> None:
         key = (s["domain"] or 0.0, s["general"])
         if self.best is None or key > self.best[0]:
-            state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+            state = {k: v.detach().clone() for k, v in trainable_state(model).items()}
             self.best = (key, step, state)
 
     def measure_base(self, model) -> None:
@@ -91,7 +91,7 @@ class ForgettingGuard(TrainerCallback):
                         s["general"], self.floor(), state.global_step, self.best[1])
             self.stopped_at = state.global_step
             with torch.no_grad():
-                set_peft_model_state_dict(model, self.best[2])
+                load_trainable_state(model, self.best[2])
             control.should_training_stop = True
             control.should_save = False  # never checkpoint the state that forgot
         elif not self.below:

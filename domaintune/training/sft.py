@@ -13,12 +13,14 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from datasets import Dataset
-from peft import LoraConfig, get_peft_model_state_dict
+from peft import LoraConfig
+from safetensors.torch import save_file
 from transformers import AutoTokenizer, set_seed
 from trl import SFTConfig, SFTTrainer
 
 from domaintune.io import atomic_path, read_jsonl
 from domaintune.memory import peak_mem_mb
+from domaintune.modeling.merge import DELTA_FILE
 from domaintune.params import LoraParams, PhaseParams
 from domaintune.training import auto_size
 from domaintune.training.chat_format import tokenize_with_mask
@@ -27,6 +29,7 @@ from domaintune.training.curves import GlobalStepDVCLive, open_live
 from domaintune.training.guard import ForgettingGuard
 from domaintune.training.model_loading import load_for_training, training_device
 from domaintune.training.precision import use_bf16
+from domaintune.training.trainable import freeze_below, trainable_state
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ def is_main_rank() -> bool:
 def rank_summaries(model, steps: int) -> list[dict]:
     """Each process's step count and LoRA weight digest, gathered from every rank (one entry alone)."""
     h = hashlib.sha256()
-    for name, tensor in sorted(get_peft_model_state_dict(model).items()):
+    for name, tensor in sorted(trainable_state(model).items()):
         h.update(name.encode())
         h.update(tensor.detach().float().cpu().numpy().tobytes())
     mine = {"rank": dist.get_rank() if dist.is_initialized() else 0, "steps": steps, "lora_sha256": h.hexdigest()[:16]}
@@ -71,6 +74,16 @@ def rank_summaries(model, steps: int) -> list[dict]:
     everyone: list = [None] * dist.get_world_size()
     dist.all_gather_object(everyone, mine)
     return everyone
+
+
+def save_delta(trainer: SFTTrainer, tok, out_dir: Path, layers: list[int]) -> None:
+    """A full fine-tune's result: only the tensors it trained (safetensors) and the tokenizer."""
+    if trainer.accelerator.is_main_process:
+        state = {k: v.detach().float().cpu().contiguous() for k, v in trainable_state(trainer.model).items()}
+        with atomic_path(out_dir, is_dir=True) as tmp:
+            save_file(state, str(tmp / DELTA_FILE), metadata={"method": "full", "layers": ",".join(map(str, layers))})
+            tok.save_pretrained(tmp)
+    trainer.accelerator.wait_for_everyone()
 
 
 def save_adapter(trainer: SFTTrainer, tok, out_dir: Path, staging: Path) -> None:
@@ -153,14 +166,20 @@ def train_adapter(
         use_cpu=training_device() == "cpu",
         ddp_find_unused_parameters=False,  # LoRA on the top layers: the frozen lower layers have no grads
     )
-    peft_config = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules),
-        layers_to_transform=top_layers(model, lora.top_layers),
-        task_type="CAUSAL_LM",
-    )
+    peft_config, full_layers = None, []
+    if phase.method == "full":
+        if phase.quantization != "none":
+            raise ValueError("method full trains the weights themselves: set quantization: none (4bit is QLoRA)")
+        full_layers = freeze_below(model, lora.top_layers)
+    else:
+        peft_config = LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=list(lora.target_modules),
+            layers_to_transform=top_layers(model, lora.top_layers),
+            task_type="CAUSAL_LM",
+        )
     resume = last_checkpoint(Path(checkpoint_dir))
     resumed_step = int(Path(resume).name.rsplit("-", 1)[-1]) if resume else 0
     callbacks, live, guard = [], None, None
@@ -188,7 +207,10 @@ def train_adapter(
     eval_loss = done[-1] if done else trainer.evaluate()["eval_loss"]
 
     ranks = rank_summaries(trainer.model, result.global_step)
-    save_adapter(trainer, tok, Path(out_dir), Path(checkpoint_dir) / "final")
+    if phase.method == "full":
+        save_delta(trainer, tok, Path(out_dir), full_layers)
+    else:
+        save_adapter(trainer, tok, Path(out_dir), Path(checkpoint_dir) / "final")
 
     epochs_done = result.metrics.get("epoch", phase.epochs)
     metrics = {
@@ -209,7 +231,9 @@ def train_adapter(
         "device": training_device(),
         "world_size": len(ranks),
         "ranks": ranks,  # per process: steps and a digest of its LoRA weights (equal under DDP)
-        "lora_r": lora.r,
+        "method": phase.method,
+        "lora_r": lora.r if phase.method == "lora" else None,
+        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "auto": chosen,  # the values picked for params set to "auto"
         "guard": guard.summary() if guard else None,
         "resumed_from_step": resumed_step,
