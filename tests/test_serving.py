@@ -15,7 +15,7 @@ import httpx2 as httpx  # the HTTP client the openai package ships with
 import pytest
 
 from domaintune.classifiers.keywords import KeywordClassifier, KeywordFileError
-from domaintune.params import KeywordTier, ModelTier, ServeParams
+from domaintune.params import ClassifierTier, KeywordTier, ModelTier, ServeParams
 from domaintune.serving.openai_schema import split_tool_calls
 from domaintune.serving.router import FallbackRouter, Tier
 
@@ -60,18 +60,35 @@ def engine(real_model):
     return ModelEngine(real_model)
 
 
-def _cfg(real_model, root, **kw) -> ServeParams:
+def _cfg(real_model, root, classifier="/nonexistent/tfidf", **kw) -> ServeParams:
     tiers = [ModelTier(kind="model", threshold=0.0), ModelTier(kind="second_model"),
+             ClassifierTier(kind="classifier", model_dir=str(classifier)),
              KeywordTier(kind="keywords", file=str(root / "data/raw/serving/intent_keywords.yaml"))]
     return ServeParams(model_dir=str(real_model), model_name=NAME, tiers=tiers, **kw)
 
 
 @pytest.fixture(scope="module")
-def server(engine, real_model, root):
+def tfidf_dir(root, tmp_path_factory):
+    """The TF-IDF classifier as the baselines stage fits and saves it, on the real intent data."""
+    from domaintune.data.intents import build_intents
+    from domaintune.evaluation.baselines import train_tfidf
+    from domaintune.params import load_params
+
+    p = load_params(root / "params.yaml")
+    cfg = p.data.intents.model_copy(update={"utterances": str(root / p.data.intents.utterances),
+                                            "templates_dir": str(root / p.data.intents.templates_dir)})
+    out = tmp_path_factory.mktemp("tfidf") / "tfidf"
+    train_tfidf(build_intents(cfg, p.seed)[0], p.eval.baselines.tfidf_c, p.seed).save(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(engine, real_model, root, tfidf_dir):
     from domaintune.serving.app import create_app
     from domaintune.serving.tiers import build_router
 
-    cfg = _cfg(real_model, root, max_pending=3, queue_timeout_s=60, max_message_chars=2000, max_new_tokens=64)
+    cfg = _cfg(real_model, root, tfidf_dir, max_pending=3, queue_timeout_s=60, max_message_chars=2000,
+               max_new_tokens=64)
     with Server(create_app(cfg, engine, build_router(cfg, engine))) as s:
         yield s
 
@@ -185,7 +202,7 @@ def test_classify_names_the_tier_and_metrics_count_it(server):
     assert 'domaintune_request_seconds_bucket{le="0.25",path="/v1/classify",status="200"}' in metrics
     health = httpx.get(server.url + "/health").json()
     assert [(t["name"], t["available"]) for t in health["tiers"]] == [
-        ("model", True), ("second_model", False), ("keywords", True)]
+        ("model", True), ("second_model", False), ("classifier", True), ("keywords", True)]
 
 
 def test_overload_gets_503_at_once_and_every_request_is_answered(server):
@@ -315,3 +332,16 @@ def test_cli_classify_and_one_shot_chat(real_model, root):
     missing = subprocess.run([sys.executable, "-m", "domaintune.serving", "--model", str(root / "nope"), "classify",
                               "hi"], cwd=root, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "nope: no model here" in missing.stderr
+
+
+def test_the_classifier_tier_answers_when_the_model_is_unsure(engine, real_model, root, tfidf_dir):
+    from domaintune.serving.tiers import build_router
+
+    cfg = _cfg(real_model, root, tfidf_dir)
+    cfg.tiers[0] = ModelTier(kind="model", threshold=1.0)  # no model answer is that sure
+    cfg.tiers[2] = ClassifierTier(kind="classifier", model_dir=str(tfidf_dir), threshold=0.0)
+    r = build_router(cfg, engine).route("is it gonna rain tmrw in Paris")
+    assert r.tier == "classifier" and r.result["primary_intent"] == "weather"
+    assert [s["reason"] for s in r.skipped] == ["low_confidence", "unavailable"]
+    missing = build_router(_cfg(real_model, root), engine).tiers[2]
+    assert not missing.available and "dvc repro baselines" in missing.why_unavailable
