@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from domaintune.data.common import load_checked, rng
+from domaintune.evaluation.label_scoring import common_prefix
 
 N_OPTIONS = 4
 
@@ -107,13 +108,6 @@ def build_items(path: str | Path, generated: int, seed: int) -> list[dict]:
     return items
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
 @torch.inference_mode()
 def choose(model, tok, items: list[dict], batch_size: int) -> list[int]:
     """The index of the option each item's answer is: the highest summed log-probability of its
@@ -133,7 +127,7 @@ def choose(model, tok, items: list[dict], batch_size: int) -> list[int]:
                                        add_generation_prompt=True)
         return tok(text, add_special_tokens=False)["input_ids"]
 
-    n_shared = _common_prefix(prompt_ids("first question"), prompt_ids("another one"))
+    n_shared = common_prefix(prompt_ids("first question"), prompt_ids("another one"))
     shared = prompt_ids("x")[:n_shared]
     prefix = model(input_ids=torch.tensor([shared], device=device), use_cache=True).past_key_values
     picks = []

@@ -24,7 +24,7 @@ from transformers import DynamicCache
 ANSWER_OPEN = '{"primary_intent": "'
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -50,7 +50,7 @@ class LabelScorer:
             self.label_ids.append(ids[len(probe):])
         self._build_trie()
         # The prompt tokens every query shares (system turn, user-turn header): cached once.
-        shared = _common_prefix(self._prompt_ids("first query"), self._prompt_ids("another one"))
+        shared = common_prefix(self._prompt_ids("first query"), self._prompt_ids("another one"))
         self.shared_ids = probe[:shared]
         self.cache = DynamicCache()
         with torch.inference_mode():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from domaintune.io import read_jsonl
 from domaintune.params import Params
 from domaintune.records import INTENTS
 from domaintune.training.chat_format import prompt_text
+
+log = logging.getLogger(__name__)
 
 
 def _samples(records: list[dict], outputs: list[str], n: int = 5) -> list[dict]:
@@ -104,25 +107,32 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> d
     e = p.eval
     catalog = {d.name: d for d in load_checked(e.catalog, DestinationFile).destinations}
     questions = load_questions(e.questions, set(catalog))
-    t = time.perf_counter()
-    model, tok = load_model(model_dir)
-    load_s = time.perf_counter() - t
+    seconds: dict[str, float] = {}  # where evaluation time goes, per task (evals/<model>.json)
+
+    def timed(name: str, fn, *args):
+        t = time.perf_counter()
+        out = fn(*args)
+        seconds[name] = round(time.perf_counter() - t, 1)
+        log.info("%s: %s done in %.1f s", model_dir, name, seconds[name])
+        return out
+
+    model, tok = timed("load", load_model, model_dir)
     labels = list(INTENTS)
 
     intents = intent_rows(test, e.intent_examples, p.seed)
     intent_prompts = prompts_for(tok, intents)
-    intent_out = generate(model, tok, intent_prompts, e.max_new_tokens, e.batch_size)
-    scored_out, scored_ms = classify_by_scoring(model, tok, intents, labels)
+    intent_out = timed("intent_generate", generate, model, tok, intent_prompts, e.max_new_tokens, e.batch_size)
+    scored_out, scored_ms = timed("intent_scoring", classify_by_scoring, model, tok, intents, labels)
 
     items = _sample(build_items(e.choices, e.choices_generated, p.seed), e.choices_examples, p.seed, "eval-choices")
-    choices = score_choices(model, tok, items, e.batch_size)
+    choices = timed("choices", score_choices, model, tok, items, e.batch_size)
     probes = _sample([r for r in test if r["task"] == "probe"], e.probe_examples, p.seed, "eval-probe")
-    probe_out = generate(model, tok, prompts_for(tok, probes), e.max_new_tokens, e.batch_size)
+    probe_out = timed("probes", generate, model, tok, prompts_for(tok, probes), e.max_new_tokens, e.batch_size)
     general = _sample([r for r in test if r["task"] == "general"], e.perplexity_examples, p.seed, "eval-ppl")
 
-    latency = measure_latency(model, tok, intent_prompts[: e.latency_queries], e.max_new_tokens)
+    latency = timed("latency", measure_latency, model, tok, intent_prompts[: e.latency_queries], e.max_new_tokens)
     latency.update({
-        "load_s": load_s,
+        "load_s": seconds["load"],
         "classify_mode": "label_scoring",
         "classify_p50_ms": percentile(scored_ms, 50),
         "classify_p95_ms": percentile(scored_ms, 95),
@@ -133,6 +143,10 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> d
     for name, outs in (("generate", intent_out), ("scored", scored_out)):
         ece, bins = _calibration(outs, intents, labels)
         results[name] = {**score_intents(outs, intents, labels), "ece": ece, "reliability": bins}
+    ppl = timed("perplexity", perplexity, model, tok, general, e.batch_size)
+    tools = timed("tools", _tools, model, tok, test, p)
+    travel = timed("travel", _travel, model, tok, test, p, questions, catalog)
+    general_answers = timed("general_answers", _general_answers, model, tok, questions, p)
     return {
         "intent": results["generate"],
         "intent_scored": results["scored"],
@@ -142,11 +156,12 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> d
             for r, g, s in zip(intents, intent_out, scored_out, strict=True)],
         "probes": score_probes(probe_out, probes),
         "choices": choices,
-        "perplexity": perplexity(model, tok, general, e.batch_size),
-        "tools": _tools(model, tok, test, p),
-        "travel": _travel(model, tok, test, p, questions, catalog),
-        "general_answers": _general_answers(model, tok, questions, p),
+        "perplexity": ppl,
+        "tools": tools,
+        "travel": travel,
+        "general_answers": general_answers,
         "latency": latency,
+        "seconds": {**seconds, "total": round(sum(seconds.values()), 1)},
         "samples": {"intent": _samples(intents, intent_out), "intent_scored": _samples(intents, scored_out),
                     "probes": _samples(probes, probe_out)},
     }

@@ -67,7 +67,9 @@ def summarize(evals: dict[str, dict], retention_min: float, baselines: dict | No
     ppl = {("final" if name == "specialist" else name): e["perplexity"]["perplexity"] for name, e in evals.items()}
     # held-out general answers; lower is better, so a ratio above 1 is forgetting
     retention["perplexity"] = {**ppl, "ratio": ppl["final"] / ppl["base"], "tokens": final["perplexity"]["tokens"]}
-    return {"intent": intent, "retention": retention, "latency": final["latency"],
+    latency = {**final["latency"], "evaluation_s": {name: e["seconds"]["total"] for name, e in evals.items()
+                                                    if "seconds" in e}}
+    return {"intent": intent, "retention": retention, "latency": latency,
             "tools": _per_model(evals, "tools", TOOL_KEYS), "travel": {**_per_model(evals, "travel", TRAVEL_KEYS),
                                                                       "seed": _seed_summary(final["travel"]["seed"])}}
 
