@@ -158,7 +158,7 @@ def test_teammate_restores_from_remote_instead_of_retraining(repo, tmp_path):
     clone = tmp_path / "teammate"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
     run([sys.executable, "-m", "domaintune.run_cache", "pull"], clone)
-    for f in ("models/specialist/model.safetensors", "models/adapters/specialist/adapter_model.safetensors",
+    for f in ("models/specialist/model.safetensors", "models/adapters/specialist/delta.safetensors",
               "data/processed/splits/test.jsonl"):
         assert sha256(clone / f) == sha256(repo / f), f
     assert "Data and pipelines are up to date" in run([sys.executable, "-m", "dvc", "repro"], clone)
