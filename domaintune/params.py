@@ -205,6 +205,13 @@ class BaselineParams(Strict):
     keywords: str = Field("data/raw/serving/intent_keywords.yaml", description="the keyword rules scored as a baseline")
 
 
+EvalTask = Literal["intent_generate", "intent_scoring", "choices", "probes", "perplexity", "latency", "tools",
+                   "travel", "general_answers"]
+EVAL_TASKS: tuple[str, ...] = EvalTask.__args__
+# The summary compares the final model with the base on these, so every model runs them.
+REFERENCE_REQUIRED = ("intent_scoring", "choices", "probes", "perplexity")
+
+
 class EvalParams(Strict):
     intent_examples: PosInt
     probe_examples: PosInt
@@ -225,6 +232,16 @@ class EvalParams(Strict):
     baselines: BaselineParams = Field(default_factory=BaselineParams)
     retention_min: Fraction = Field(0.95, description="retention (final / base probe score) the gate asks for")
     retention_action: Literal["warn", "fail"] = Field("warn", description="below retention_min: warn, or fail")
+    reference_tasks: list[EvalTask] = Field(default_factory=lambda: list(EVAL_TASKS),
+                                            description="what base and stage 1 are scored on (the final model: all)")
+
+    @field_validator("reference_tasks")
+    @classmethod
+    def _reference_has_what_summary_compares(cls, v: list[str]) -> list[str]:
+        missing = [t for t in REFERENCE_REQUIRED if t not in v]
+        if missing:
+            raise ValueError(f"must include {', '.join(missing)}: the summary compares the final model with them")
+        return v
 
 
 class ModelTier(Strict):

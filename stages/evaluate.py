@@ -1,11 +1,11 @@
-"""DVC stage: evaluate one model (base or the final specialist) on the held-out test set."""
+"""DVC stage: evaluate one model (base, stage 1 or the final specialist) on the held-out test set."""
 
 import argparse
 
 from domaintune.cli import run_stage
 from domaintune.evaluation.run import evaluate_model
 from domaintune.io import write_json
-from domaintune.params import load_params
+from domaintune.params import EVAL_TASKS, load_params
 
 MODELS = {"base": "models/base", "instruct": "models/instruct", "specialist": "models/specialist"}
 
@@ -15,7 +15,9 @@ def main() -> None:
     ap.add_argument("model", choices=sorted(MODELS))
     name = ap.parse_args().model
     p = load_params()
-    write_json(f"evals/{name}.json", evaluate_model(MODELS[name], "data/processed/splits/test.jsonl", p))
+    # the final model is scored on everything; base and stage 1 are references (eval.reference_tasks)
+    tasks = EVAL_TASKS if name == "specialist" else p.eval.reference_tasks
+    write_json(f"evals/{name}.json", evaluate_model(MODELS[name], "data/processed/splits/test.jsonl", p, tasks))
 
 
 if __name__ == "__main__":

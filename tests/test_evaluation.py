@@ -1,5 +1,7 @@
 import math
 
+import pytest
+
 from domaintune.evaluation.calibration import expected_calibration_error, reliability
 from domaintune.evaluation.intent import parse_intent, score_intents
 from domaintune.evaluation.latency import percentile
@@ -71,6 +73,8 @@ def test_summary_retention_is_final_over_base_and_gated():
     assert s["retention"]["gate"] == {"min": 0.95, "passed": False}
     assert math.isclose(s["intent"]["accuracy_gain"], 0.8)
     assert s["intent"]["base"]["accuracy"] == 0.1 and s["intent"]["instruct"]["accuracy"] == 0.05
+    assert math.isclose(s["intent"]["base"]["scored"]["accuracy"], 0.15)
+    assert math.isclose(s["intent"]["scored_gain"], 0.8)
     assert math.isclose(s["intent"]["scored"]["accuracy"], 0.95) and "reliability" not in s["intent"]
     assert summarize({"base": ev(0.1, 0.5), "specialist": ev(0.9, 0.5)}, 0.95)["retention"]["gate"]["passed"]
 
@@ -85,6 +89,40 @@ def test_summary_writes_tools_travel_and_perplexity_per_model():
                                    "looping_rate": 0.0, "requests": 1}
     ppl = s["retention"]["perplexity"]
     assert (ppl["base"], ppl["instruct"], ppl["final"]) == (8.0, 8.5, 10.0) and math.isclose(ppl["ratio"], 1.25)
+
+
+def reference_only(e: dict) -> dict:
+    """What base and stage 1 carry with the default eval.reference_tasks."""
+    return {k: v for k, v in e.items() if k in ("intent_scored", "choices", "probes", "perplexity", "general_answers")}
+
+
+def test_references_scored_on_fewer_tasks_are_left_out_where_they_did_not_run():
+    evals = {"base": reference_only(ev(0.1, 0.5, answer="Base")), "instruct": reference_only(ev(0.2, 0.5)),
+             "specialist": ev(0.9, 0.5, answer="Final")}
+    s = summarize(evals, 0.95)
+    assert "base" not in s["tools"] and "instruct" not in s["travel"] and s["tools"]["name_accuracy"] == 0.9
+    assert "accuracy_gain" not in s["intent"] and math.isclose(s["intent"]["scored_gain"], 0.8)
+    assert s["intent"]["base"].keys() == {"scored"}
+    assert math.isclose(s["intent"]["instruct"]["scored"]["accuracy"], 0.25)
+    md = comparison_markdown(evals, s)
+    lines = md.splitlines()
+    assert "| final |" in lines and "| base | stage 1 | final |" in lines  # travel: final only; general: all three
+    assert "| intent accuracy (free generation) |  |  | 0.900 |" in lines
+    assert "| intent accuracy (label scoring) | 0.150 | 0.250 | 0.950 |" in lines
+    assert "| tool: right function |  |  | 0.900 |" in lines
+
+
+def test_reference_tasks_must_keep_what_the_summary_compares():
+    from pydantic import ValidationError
+
+    from domaintune.params import EvalParams
+
+    base = {"intent_examples": 1, "probe_examples": 1, "batch_size": 1, "max_new_tokens": 1, "latency_queries": 1}
+    assert EvalParams(**base).reference_tasks[0] == "intent_generate"  # default: everything
+    with pytest.raises(ValidationError, match="must include choices"):
+        EvalParams(**base, reference_tasks=["intent_scoring", "probes", "perplexity"])
+    with pytest.raises(ValidationError):
+        EvalParams(**base, reference_tasks=["intent_scoring", "choices", "probes", "perplexity", "vibes"])
 
 
 def test_report_puts_three_models_side_by_side():

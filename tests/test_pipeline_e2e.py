@@ -84,7 +84,9 @@ def test_every_metrics_file_holds_finite_numbers(repo):
         assert all(math.isfinite(x) for x in numbers), name
     intent = json.loads((repo / "metrics/intent.json").read_text())
     assert {"accuracy", "macro_f1", "json_valid_rate", "ece", "per_intent", "per_language", "base", "instruct",
-            "scored"} <= intent.keys()
+            "scored", "scored_gain"} <= intent.keys()
+    # base and stage 1 ran eval.reference_tasks: label scoring, not free generation
+    assert intent["base"].keys() == {"scored"} and "accuracy" in intent["instruct"]["scored"]
     assert intent["scored"]["json_valid_rate"] == 1.0  # label scoring always answers in the schema
     # the baselines and the served chain, on the same rows, beside the model
     assert {"tfidf", "keywords"} <= intent["baselines"].keys() and 0 <= intent["chain"]["accuracy"] <= 1
@@ -104,9 +106,13 @@ def test_every_metrics_file_holds_finite_numbers(repo):
     assert retention["examples"] == 12 and retention["ci95"][0] <= retention["retention"] <= retention["ci95"][1]
     assert retention["perplexity"]["base"] > 1 and retention["perplexity"]["tokens"] > 0
     tools = json.loads((repo / "metrics/tools.json").read_text())
-    assert {"call_valid_rate", "name_accuracy", "args_accuracy", "no_call_accuracy", "base", "instruct"} <= tools.keys()
+    assert {"call_valid_rate", "name_accuracy", "args_accuracy", "no_call_accuracy"} <= tools.keys()
+    assert "base" not in tools  # not in eval.reference_tasks
     travel = json.loads((repo / "metrics/travel.json").read_text())
-    assert {"budget_consistent_rate", "named_places_mean", "followup_rate", "base", "seed"} <= travel.keys()
+    assert {"budget_consistent_rate", "named_places_mean", "followup_rate", "seed"} <= travel.keys()
+    timings = {name: json.loads((repo / f"evals/{name}.json").read_text())["seconds"]
+               for name in ("base", "instruct", "specialist")}
+    assert "travel" in timings["specialist"] and "travel" not in timings["base"] and "choices" in timings["instruct"]
     assert travel["examples"] == 2 and travel["seed"]["requests"] == 5
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)
     for name in ("intent", "retention", "latency", "tools", "travel"):
@@ -115,7 +121,9 @@ def test_every_metrics_file_holds_finite_numbers(repo):
 
 def test_report_shows_three_models_side_by_side(repo):
     report = (repo / "reports/comparison.md").read_text()
-    assert report.splitlines().count("| base | stage 1 | final |") == 5 + 6  # a table per travel, general question
+    lines = report.splitlines()
+    # a table per general question with all three; travel requests only the final model was asked
+    assert lines.count("| base | stage 1 | final |") == 6 and lines.count("| final |") == 5
     assert "| intent accuracy (free generation) |" in report
     for question in ("Japan honeymoon", "Kerala backwaters", "capital of Australia", "156 x 23", "haiku"):
         assert question in report

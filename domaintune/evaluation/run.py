@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from domaintune.data.catalog import DestinationFile
@@ -23,7 +24,7 @@ from domaintune.evaluation.sampling import sample as _sample
 from domaintune.evaluation.tools import answer_turn, call_turn, score_grounding, score_tool_calls
 from domaintune.evaluation.travel import plan_request, score_answer, score_travel
 from domaintune.io import read_jsonl
-from domaintune.params import Params
+from domaintune.params import EVAL_TASKS, Params
 from domaintune.records import INTENTS
 from domaintune.training.chat_format import prompt_text
 
@@ -102,7 +103,16 @@ def _general_answers(model, tok, questions, p: Params) -> list[dict]:
     return [{"question": q, "answer": o} for q, o in zip(questions.general, outs, strict=True)]
 
 
-def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> dict:
+def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params,
+                   tasks: Iterable[str] = EVAL_TASKS) -> dict:
+    """Score one model on ``tasks`` (default: all of them); the result has a key per task run.
+    Base and stage 1 run ``eval.reference_tasks`` only: their numbers change only with the base
+    model, and a 135M base writes no intent JSON and calls no tool, so generating them costs
+    minutes of every fresh `dvc repro` to print zeros."""
+    tasks = set(tasks)
+    unknown = tasks - set(EVAL_TASKS)
+    if unknown:
+        raise ValueError(f"unknown evaluation tasks {sorted(unknown)}; known: {', '.join(EVAL_TASKS)}")
     test = read_jsonl(test_path)
     e = p.eval
     catalog = {d.name: d for d in load_checked(e.catalog, DestinationFile).destinations}
@@ -118,50 +128,56 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params) -> d
 
     model, tok = timed("load", load_model, model_dir)
     labels = list(INTENTS)
+    out: dict = {"tasks": sorted(tasks)}
+    samples: dict[str, list[dict]] = {}
 
     intents = intent_rows(test, e.intent_examples, p.seed)
     intent_prompts = prompts_for(tok, intents)
-    intent_out = timed("intent_generate", generate, model, tok, intent_prompts, e.max_new_tokens, e.batch_size)
-    scored_out, scored_ms = timed("intent_scoring", classify_by_scoring, model, tok, intents, labels)
-
-    items = _sample(build_items(e.choices, e.choices_generated, p.seed), e.choices_examples, p.seed, "eval-choices")
-    choices = timed("choices", score_choices, model, tok, items, e.batch_size)
-    probes = _sample([r for r in test if r["task"] == "probe"], e.probe_examples, p.seed, "eval-probe")
-    probe_out = timed("probes", generate, model, tok, prompts_for(tok, probes), e.max_new_tokens, e.batch_size)
-    general = _sample([r for r in test if r["task"] == "general"], e.perplexity_examples, p.seed, "eval-ppl")
-
-    latency = timed("latency", measure_latency, model, tok, intent_prompts[: e.latency_queries], e.max_new_tokens)
-    latency.update({
-        "load_s": seconds["load"],
-        "classify_mode": "label_scoring",
-        "classify_p50_ms": percentile(scored_ms, 50),
-        "classify_p95_ms": percentile(scored_ms, 95),
-        "classify_p99_ms": percentile(scored_ms, 99),
-        "classify_per_s": 1000 * len(scored_ms) / sum(scored_ms),
-    })
-    results = {}
-    for name, outs in (("generate", intent_out), ("scored", scored_out)):
+    outputs: dict[str, list[str]] = {}
+    if "intent_generate" in tasks:
+        outputs["intent"] = timed("intent_generate", generate, model, tok, intent_prompts, e.max_new_tokens,
+                                  e.batch_size)
+    if "intent_scoring" in tasks:
+        outputs["intent_scored"], scored_ms = timed("intent_scoring", classify_by_scoring, model, tok, intents,
+                                                    labels)
+    for key, outs in outputs.items():
         ece, bins = _calibration(outs, intents, labels)
-        results[name] = {**score_intents(outs, intents, labels), "ece": ece, "reliability": bins}
-    ppl = timed("perplexity", perplexity, model, tok, general, e.batch_size)
-    tools = timed("tools", _tools, model, tok, test, p)
-    travel = timed("travel", _travel, model, tok, test, p, questions, catalog)
-    general_answers = timed("general_answers", _general_answers, model, tok, questions, p)
-    return {
-        "intent": results["generate"],
-        "intent_scored": results["scored"],
-        "predictions": [{"id": r["id"], "actual": r["meta"]["intent"], "generate": (parse_intent(g, labels) or {}).get(
-            "primary_intent", "<invalid>"), "scored": json.loads(s)["primary_intent"],
-            "scored_confidence": json.loads(s)["confidence"], "lang": r["lang"]}
-            for r, g, s in zip(intents, intent_out, scored_out, strict=True)],
-        "probes": score_probes(probe_out, probes),
-        "choices": choices,
-        "perplexity": ppl,
-        "tools": tools,
-        "travel": travel,
-        "general_answers": general_answers,
-        "latency": latency,
-        "seconds": {**seconds, "total": round(sum(seconds.values()), 1)},
-        "samples": {"intent": _samples(intents, intent_out), "intent_scored": _samples(intents, scored_out),
-                    "probes": _samples(probes, probe_out)},
-    }
+        out[key] = {**score_intents(outs, intents, labels), "ece": ece, "reliability": bins}
+        samples[key] = _samples(intents, outs)
+    if len(outputs) == 2:
+        out["predictions"] = [
+            {"id": r["id"], "actual": r["meta"]["intent"],
+             "generate": (parse_intent(g, labels) or {}).get("primary_intent", "<invalid>"),
+             "scored": json.loads(s)["primary_intent"], "scored_confidence": json.loads(s)["confidence"],
+             "lang": r["lang"]}
+            for r, g, s in zip(intents, outputs["intent"], outputs["intent_scored"], strict=True)]
+    if "choices" in tasks:
+        items = _sample(build_items(e.choices, e.choices_generated, p.seed), e.choices_examples, p.seed,
+                        "eval-choices")
+        out["choices"] = timed("choices", score_choices, model, tok, items, e.batch_size)
+    if "probes" in tasks:
+        probes = _sample([r for r in test if r["task"] == "probe"], e.probe_examples, p.seed, "eval-probe")
+        probe_out = timed("probes", generate, model, tok, prompts_for(tok, probes), e.max_new_tokens, e.batch_size)
+        out["probes"] = score_probes(probe_out, probes)
+        samples["probes"] = _samples(probes, probe_out)
+    if "latency" in tasks:
+        latency = timed("latency", measure_latency, model, tok, intent_prompts[: e.latency_queries], e.max_new_tokens)
+        latency.update({"load_s": seconds["load"], "classify_mode": "label_scoring"})
+        if "intent_scoring" in tasks:
+            latency.update({
+                "classify_p50_ms": percentile(scored_ms, 50),
+                "classify_p95_ms": percentile(scored_ms, 95),
+                "classify_p99_ms": percentile(scored_ms, 99),
+                "classify_per_s": 1000 * len(scored_ms) / sum(scored_ms),
+            })
+        out["latency"] = latency
+    if "perplexity" in tasks:
+        general = _sample([r for r in test if r["task"] == "general"], e.perplexity_examples, p.seed, "eval-ppl")
+        out["perplexity"] = timed("perplexity", perplexity, model, tok, general, e.batch_size)
+    if "tools" in tasks:
+        out["tools"] = timed("tools", _tools, model, tok, test, p)
+    if "travel" in tasks:
+        out["travel"] = timed("travel", _travel, model, tok, test, p, questions, catalog)
+    if "general_answers" in tasks:
+        out["general_answers"] = timed("general_answers", _general_answers, model, tok, questions, p)
+    return {**out, "samples": samples, "seconds": {**seconds, "total": round(sum(seconds.values()), 1)}}

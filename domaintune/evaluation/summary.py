@@ -30,12 +30,16 @@ def summarize(evals: dict[str, dict], retention_min: float, baselines: dict | No
     base, final = evals["base"], evals["specialist"]
     scored = final["intent_scored"]
     intent = {k: v for k, v in final["intent"].items() if k != "reliability"}
-    intent.update({
-        "base": _headline(base["intent"]),
-        "accuracy_gain": final["intent"]["accuracy"] - base["intent"]["accuracy"],
-        # the fast path (label likelihoods): what serving uses
-        "scored": {k: scored[k] for k in HEADLINE + ("per_intent", "per_language")},
-    })
+    # the fast path (label likelihoods): what serving uses, and what every model is scored on
+    intent["scored"] = {k: scored[k] for k in HEADLINE + ("per_intent", "per_language")}
+    intent["scored_gain"] = scored["accuracy"] - base["intent_scored"]["accuracy"]
+    for name in ("base", "instruct"):
+        if name in evals:  # laid out like the final model's: free generation (if it ran) with `scored` inside
+            e = evals[name]
+            intent[name] = {**(_headline(e["intent"]) if "intent" in e else {}),
+                            "scored": _headline(e["intent_scored"])}
+    if "intent" in base:
+        intent["accuracy_gain"] = final["intent"]["accuracy"] - base["intent"]["accuracy"]
     if baselines is not None:
         intent["baselines"] = {name: {k: baselines[name][k] for k in ("accuracy", "macro_f1", "per_language")}
                                for name in ("tfidf", "keywords")}
@@ -43,8 +47,6 @@ def summarize(evals: dict[str, dict], retention_min: float, baselines: dict | No
         intent["scored_minus_keywords"] = scored["accuracy"] - baselines["keywords"]["accuracy"]
     if chain is not None:
         intent["chain"] = chain
-    if "instruct" in evals:
-        intent["instruct"] = _headline(evals["instruct"]["intent"])
     # Retention: the final model's multiple-choice score over the base model's on the same
     # 1,000+ general items, with a paired bootstrap 95% interval; the greedy probes stay beside it.
     b, f = base["choices"]["score"], final["choices"]["score"]
@@ -81,10 +83,11 @@ TRAVEL_KEYS = ("budget_stated_rate", "budget_consistent_rate", "named_places_mea
 
 
 def _per_model(evals: dict[str, dict], key: str, keys: tuple[str, ...]) -> dict:
-    """The final model's numbers at the top (what `dvc metrics diff` compares), earlier models nested."""
+    """The final model's numbers at the top (what `dvc metrics diff` compares), earlier models nested
+    when they were scored on it (``eval.reference_tasks``)."""
     out = {k: evals["specialist"][key][k] for k in keys}
     for name in ("base", "instruct"):
-        if name in evals:
+        if key in evals.get(name, {}):
             out[name] = {k: evals[name][key][k] for k in keys}
     return out
 
