@@ -271,14 +271,16 @@ def test_low_confidence_falls_through_to_keywords_then_to_general(engine, keywor
 
 
 def test_a_busy_model_times_out_to_the_next_tier(engine, keywords):
-    chain = _chain(engine, keywords, threshold=0.0, timeout_s=0.2)
+    # the timeout bounds the whole answer, so it must leave room for one label-scoring pass
+    # (p99 ~250 ms on a slow 2-core CPU) once the model is free again
+    chain = _chain(engine, keywords, threshold=0.0, timeout_s=0.6)
     with engine.lock:  # a long generation holds the model
         t = time.perf_counter()
         r = chain.route("Gibt es ein gutes Restaurant in Kreuzberg?")
         waited = time.perf_counter() - t
     assert r.tier == "keywords" and r.result["primary_intent"] == "restaurant"
-    assert r.skipped[0] == {"tier": "model", "reason": "timeout", "detail": "model busy for 0.2 s"}
-    assert waited < 1.0
+    assert r.skipped[0] == {"tier": "model", "reason": "timeout", "detail": "model busy for 0.6 s"}
+    assert waited < 1.5
     assert chain.route("Gibt es ein gutes Restaurant in Kreuzberg?").tier == "model"  # free again
 
 
