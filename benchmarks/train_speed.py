@@ -113,7 +113,7 @@ def assistant_loss(base: Path, adapter: Path, val: list[dict]) -> float:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from domaintune.training.chat_format import tokenize_with_mask
+    from domaintune.modeling.chat_format import tokenize_with_mask
 
     tok = AutoTokenizer.from_pretrained(base)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), adapter).eval()
@@ -178,7 +178,7 @@ def main() -> None:
         from transformers import AutoTokenizer
 
         from domaintune.io import write_jsonl
-        from domaintune.training.chat_format import tokenize_with_mask
+        from domaintune.modeling.chat_format import tokenize_with_mask
 
         tok = AutoTokenizer.from_pretrained(base)
         fits = [r for r in read_jsonl(train)

@@ -2,7 +2,7 @@
 
 import json
 
-from domaintune.training.chat_format import assistant_spans, prompt_text, tokenize_with_mask
+from domaintune.modeling.chat_format import assistant_spans, prompt_text, tokenize_with_mask
 
 
 def trained_text(tok, enc):

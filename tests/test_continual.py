@@ -33,7 +33,7 @@ def digest(folder):
 
 @pytest.fixture(scope="module")
 def rounds(tmp_path_factory, tiny_model):
-    from domaintune.training import continual
+    from domaintune.continual import rounds as continual
 
     tmp = tmp_path_factory.mktemp("continual")
     for name, rows in (("a", skill("alpha", "yes", 40, 1)), ("b", skill("beta", "no", 40, 2))):
@@ -56,7 +56,7 @@ def test_round_one_learns_skill_a(rounds):
 
 
 def test_replay_holds_skill_a_within_the_bound_while_b_is_learned(rounds):
-    from domaintune.training import continual
+    from domaintune.continual import rounds as continual
 
     reg, a, b = rounds["replay"]
     assert b["replayed_rows"] > 0 and b["earlier_heldout_rows"] == a["heldout_rows"]
@@ -68,7 +68,7 @@ def test_replay_holds_skill_a_within_the_bound_while_b_is_learned(rounds):
 
 
 def test_without_replay_a_is_forgotten_and_the_gate_refuses_the_round(rounds):
-    from domaintune.training import continual
+    from domaintune.continual import rounds as continual
 
     reg, a, b = rounds["no_replay"]
     assert b["replayed_rows"] == 0 and b["after"]["new"] >= 0.75
@@ -77,7 +77,7 @@ def test_without_replay_a_is_forgotten_and_the_gate_refuses_the_round(rounds):
 
 
 def test_rollback_restores_the_previous_generation_byte_for_byte(rounds):
-    from domaintune.training import continual
+    from domaintune.continual import rounds as continual
 
     reg, _, _ = rounds["replay"]
     before = digest(reg / "gen-001" / "model")

@@ -16,7 +16,7 @@ from domaintune.data.dedup import near_duplicates
 from domaintune.data.general import build_probes, read_alpaca
 from domaintune.data.intents import SLOT, Templates, build_intents
 from domaintune.data.mix import content_key, data_metrics, mix
-from domaintune.data.tools import build_tools, resolve
+from domaintune.data.tools import build_tools, resolve, resolve_day
 from domaintune.data.travel import build_travel, money
 from domaintune.params import load_params
 from domaintune.records import RecordError, validate_record
@@ -176,8 +176,13 @@ def test_tool_calls_resolve_relative_dates(params):
     for r in calls:
         system = r["messages"][0]["content"]
         today = dt.date.fromisoformat(re.search(r"Today is \w+, (\d{4}-\d\d-\d\d)", system).group(1))
+        assert r["meta"]["today"] == today.isoformat()
         asked = r["messages"][1]["content"]
-        date = dt.date.fromisoformat(r["meta"]["call"]["arguments"]["date"])
+        day = r["meta"]["call"]["arguments"]["date"]
+        # The call names the day as the user did; the tool's result and the answer carry its date.
+        assert day.lower() in asked.lower().replace("tonight", "today")
+        date = resolve_day(day, today)
+        assert date.isoformat() == r["meta"]["date"] == json.loads(r["messages"][3]["content"])["date"]
         assert r["messages"][2]["tool_calls"][0]["function"]["arguments"] == r["meta"]["call"]["arguments"]
         assert r["messages"][3]["role"] == "tool" and str(date) in r["messages"][-1]["content"]
         if "tomorrow" in asked and "after" not in asked:
@@ -198,6 +203,16 @@ def test_tool_calls_resolve_relative_dates(params):
 ])
 def test_relative_dates(today, when, expected):
     assert resolve(when, dt.date.fromisoformat(today)).isoformat() == expected
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("Saturday", "2026-11-21"), ("on saturday", "2026-11-21"), ("Friday", "2026-11-27"),  # today is a Friday
+    ("TOMORROW", "2026-11-21"), ("the day after tomorrow", "2026-11-22"), ("weekend", "2026-11-21"),
+    ("2026-12-01", "2026-12-01"), ("next month", None), ("2026-13-01", None),
+])
+def test_the_tool_resolves_the_day_the_user_said(value, expected):
+    day = resolve_day(value, dt.date(2026, 11, 20))
+    assert (day.isoformat() if day else None) == expected
 
 
 def test_probes_have_exact_answers_and_are_all_test(params):

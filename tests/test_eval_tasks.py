@@ -1,6 +1,7 @@
 """Tool-use, travel-answer, perplexity and report scoring, checked against the data builders' own
 reference answers (which must score perfectly) and against broken answers (which must not)."""
 
+import datetime as dt
 import json
 import math
 
@@ -20,8 +21,8 @@ from domaintune.evaluation.tools import (
     score_tool_calls,
 )
 from domaintune.evaluation.travel import amounts, budget_check, plan_request, score_answer, score_travel
+from domaintune.modeling.chat_format import assistant_spans, prompt_text, tokenize_with_mask
 from domaintune.params import load_params
-from domaintune.training.chat_format import assistant_spans, prompt_text, tokenize_with_mask
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,18 @@ def test_tool_call_errors_are_told_apart(tool_rows):
     assert parse_tool_calls('<tool_call>{"name": "x", "arguments": "a=1"}</tool_call>') == [None]
     no_need = next(r for r in tool_rows if not r["meta"]["call"])
     assert score_tool_calls(outs[:1], [no_need])["no_call_accuracy"] == 0.0
+
+
+def test_a_call_is_right_when_its_day_means_the_expected_date(tool_rows):
+    """The tool resolves relative days: the date itself, or any name for that day, is the same call;
+    another day is not."""
+    need = next(r for r in tool_rows if r["meta"]["call"])
+    args, date = need["meta"]["call"]["arguments"], need["meta"]["date"]
+    day_before = (dt.date.fromisoformat(date) - dt.timedelta(days=1)).isoformat()
+    outs = [f'<tool_call>\n{json.dumps({"name": "get_weather", "arguments": {**args, "date": d}})}\n</tool_call>'
+            for d in (date, args["date"].upper(), day_before, "soon")]
+    oks = [score_tool_calls([o], [need])["args_accuracy"] for o in outs]
+    assert oks == [1.0, 1.0, 0.0, 0.0]
 
 
 def test_grounding_needs_the_condition_and_both_temperatures():

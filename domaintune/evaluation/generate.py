@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from domaintune.training.chat_format import prompt_text
+from domaintune.modeling.chat_format import prompt_text
 
 
 def load_model(model_dir: str | Path) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:

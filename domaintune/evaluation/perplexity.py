@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from domaintune.training.chat_format import tokenize_with_mask
+from domaintune.modeling.chat_format import tokenize_with_mask
 
 
 @torch.inference_mode()

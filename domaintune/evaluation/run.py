@@ -24,9 +24,9 @@ from domaintune.evaluation.sampling import sample as _sample
 from domaintune.evaluation.tools import answer_turn, call_turn, score_grounding, score_tool_calls
 from domaintune.evaluation.travel import plan_request, score_answer, score_travel
 from domaintune.io import read_jsonl
+from domaintune.modeling.chat_format import prompt_text
 from domaintune.params import EVAL_TASKS, Params
 from domaintune.records import INTENTS
-from domaintune.training.chat_format import prompt_text
 
 log = logging.getLogger(__name__)
 

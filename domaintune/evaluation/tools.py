@@ -7,8 +7,11 @@ tags around ``{"name": ..., "arguments": {...}}``), the format the model was tra
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+
+from domaintune.data.tools import resolve_day
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 _CALL = re.compile(re.escape(CALL_OPEN) + r"(.*?)(?:" + re.escape(CALL_CLOSE) + r"|$)", re.S)
@@ -39,6 +42,16 @@ def _norm(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+def _arguments(args: dict, today: str | None) -> dict:
+    """Arguments as the tool reads them: strings case-folded, ``date`` resolved to the day it means
+    ("Friday" and the Friday's YYYY-MM-DD are the same call); an unreadable date stays as written."""
+    out = {k: _norm(v) for k, v in args.items()}
+    if today and isinstance(out.get("date"), str):
+        day = resolve_day(out["date"], dt.date.fromisoformat(today))
+        out["date"] = day.isoformat() if day else out["date"]
+    return out
+
+
 def score_tool_calls(outputs: list[str], records: list[dict]) -> dict:
     """Outputs are answers to :func:`call_turn` prompts; ``meta.call`` is the expected call or null."""
     attempted = parsed = name_ok = args_ok = needed = 0
@@ -56,8 +69,8 @@ def score_tool_calls(outputs: list[str], records: list[dict]) -> dict:
         first = calls[0] if calls else None
         if first and first["name"] == expected["name"]:
             name_ok += 1
-            got = {k: _norm(v) for k, v in first["arguments"].items()}
-            args_ok += got == {k: _norm(v) for k, v in expected["arguments"].items()}
+            today = r["meta"].get("today")
+            args_ok += _arguments(first["arguments"], today) == _arguments(expected["arguments"], today)
     return {
         # of the calls the model wrote, the share that parse (no call written: 0)
         "call_valid_rate": parsed / attempted if attempted else 0.0,

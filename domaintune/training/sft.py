@@ -20,10 +20,10 @@ from trl import SFTConfig, SFTTrainer
 
 from domaintune.io import atomic_path, read_jsonl
 from domaintune.memory import peak_mem_mb
+from domaintune.modeling.chat_format import tokenize_with_mask
 from domaintune.modeling.merge import DELTA_FILE
 from domaintune.params import LoraParams, PhaseParams
 from domaintune.training import auto_size
-from domaintune.training.chat_format import tokenize_with_mask
 from domaintune.training.checkpoints import last_checkpoint
 from domaintune.training.curves import GlobalStepDVCLive, open_live
 from domaintune.training.guard import ForgettingGuard

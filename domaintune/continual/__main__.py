@@ -5,7 +5,7 @@
     python -m domaintune.continual status                       # every round, its scores and status
 
 The first round starts from ``continual.start_from`` (the pipeline's merged specialist). Rounds
-train with the ``train.specialist`` settings; see ``domaintune/training/continual.py``.
+train with the ``train.specialist`` settings; see ``domaintune/continual/rounds.py``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import json
 import sys
 
 from domaintune.cli import run_stage
+from domaintune.continual import rounds as continual
 from domaintune.io import read_jsonl
 from domaintune.params import load_params
-from domaintune.training import continual
 
 
 def main(argv: list[str] | None = None) -> None:
