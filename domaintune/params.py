@@ -208,8 +208,10 @@ class BaselineParams(Strict):
 EvalTask = Literal["intent_generate", "intent_scoring", "choices", "probes", "perplexity", "latency", "tools",
                    "travel", "general_answers"]
 EVAL_TASKS: tuple[str, ...] = EvalTask.__args__
-# The summary compares the final model with the base on these, so every model runs them.
+# The summary compares the final model with the base on these, so the base runs them; stage 1
+# needs only label scoring (its intent column), the rest of its row is shown where it ran.
 REFERENCE_REQUIRED = ("intent_scoring", "choices", "probes", "perplexity")
+STAGE1_REQUIRED = ("intent_scoring",)
 
 
 class EvalParams(Strict):
@@ -233,7 +235,9 @@ class EvalParams(Strict):
     retention_min: Fraction = Field(0.95, description="retention (final / base probe score) the gate asks for")
     retention_action: Literal["warn", "fail"] = Field("warn", description="below retention_min: warn, or fail")
     reference_tasks: list[EvalTask] = Field(default_factory=lambda: list(EVAL_TASKS),
-                                            description="what base and stage 1 are scored on (the final model: all)")
+                                            description="what the base model is scored on (the final model: all)")
+    instruct_tasks: list[EvalTask] = Field(default_factory=lambda: list(EVAL_TASKS),
+                                           description="what the stage-1 model is scored on")
 
     @field_validator("reference_tasks")
     @classmethod
@@ -241,6 +245,14 @@ class EvalParams(Strict):
         missing = [t for t in REFERENCE_REQUIRED if t not in v]
         if missing:
             raise ValueError(f"must include {', '.join(missing)}: the summary compares the final model with them")
+        return v
+
+    @field_validator("instruct_tasks")
+    @classmethod
+    def _instruct_has_its_intent_column(cls, v: list[str]) -> list[str]:
+        missing = [t for t in STAGE1_REQUIRED if t not in v]
+        if missing:
+            raise ValueError(f"must include {', '.join(missing)}: the summary shows stage 1's intent accuracy")
         return v
 
 

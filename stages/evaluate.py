@@ -15,8 +15,8 @@ def main() -> None:
     ap.add_argument("model", choices=sorted(MODELS))
     name = ap.parse_args().model
     p = load_params()
-    # the final model is scored on everything; base and stage 1 are references (eval.reference_tasks)
-    tasks = EVAL_TASKS if name == "specialist" else p.eval.reference_tasks
+    # the final model is scored on everything; base and stage 1 are references
+    tasks = {"specialist": EVAL_TASKS, "base": p.eval.reference_tasks, "instruct": p.eval.instruct_tasks}[name]
     write_json(f"evals/{name}.json", evaluate_model(MODELS[name], "data/processed/splits/test.jsonl", p, tasks))
 
 

@@ -112,6 +112,20 @@ def test_references_scored_on_fewer_tasks_are_left_out_where_they_did_not_run():
     assert "| tool: right function |  |  | 0.900 |" in lines
 
 
+def test_stage1_scored_on_intents_and_probes_only_leaves_its_retention_cells_empty():
+    keep = ("intent_scored", "probes", "general_answers")
+    evals = {"base": reference_only(ev(0.1, 0.5, ppl=8.0)),
+             "instruct": {k: v for k, v in ev(0.2, 0.5).items() if k in keep},
+             "specialist": ev(0.9, 0.55, ppl=7.0)}
+    s = summarize(evals, 0.95)
+    r = s["retention"]
+    assert "instruct" not in r and "instruct" in r["probes"] and "instruct" not in r["perplexity"]
+    assert r["per_kind"].keys() == {"base", "specialist"} and math.isclose(r["retention"], 1.1)
+    assert math.isclose(s["intent"]["instruct"]["scored"]["accuracy"], 0.25)
+    lines = comparison_markdown(evals, s).splitlines()
+    assert "| general perplexity (lower is better) | 8.000 |  | 7.000 |" in lines
+
+
 def test_reference_tasks_must_keep_what_the_summary_compares():
     from pydantic import ValidationError
 
@@ -123,6 +137,9 @@ def test_reference_tasks_must_keep_what_the_summary_compares():
         EvalParams(**base, reference_tasks=["intent_scoring", "probes", "perplexity"])
     with pytest.raises(ValidationError):
         EvalParams(**base, reference_tasks=["intent_scoring", "choices", "probes", "perplexity", "vibes"])
+    assert EvalParams(**base, instruct_tasks=["intent_scoring"]).instruct_tasks == ["intent_scoring"]
+    with pytest.raises(ValidationError, match="must include intent_scoring"):
+        EvalParams(**base, instruct_tasks=["probes"])
 
 
 def test_report_puts_three_models_side_by_side():

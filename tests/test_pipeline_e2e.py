@@ -112,7 +112,9 @@ def test_every_metrics_file_holds_finite_numbers(repo):
     assert {"budget_consistent_rate", "named_places_mean", "followup_rate", "seed"} <= travel.keys()
     timings = {name: json.loads((repo / f"evals/{name}.json").read_text())["seconds"]
                for name in ("base", "instruct", "specialist")}
-    assert "travel" in timings["specialist"] and "travel" not in timings["base"] and "choices" in timings["instruct"]
+    assert "travel" in timings["specialist"] and "travel" not in timings["base"] and "choices" in timings["base"]
+    # stage 1 ran eval.instruct_tasks: no multiple-choice items, so no retention figure of its own
+    assert "choices" not in timings["instruct"] and "instruct" not in retention and "instruct" in retention["probes"]
     assert travel["examples"] == 2 and travel["seed"]["requests"] == 5
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)
     for name in ("intent", "retention", "latency", "tools", "travel"):

@@ -55,18 +55,21 @@ def summarize(evals: dict[str, dict], retention_min: float, baselines: dict | No
         "final": f,
         "retention": f / b if b > 0 else 0.0,
         "ci95": ratio_interval(base["choices"]["correct"], final["choices"]["correct"]),
-        "per_kind": {name: e["choices"]["per_kind"] for name, e in evals.items()},
+        "per_kind": {name: e["choices"]["per_kind"] for name, e in evals.items() if "choices" in e},
         "examples": final["choices"]["examples"],
         "probes": {"base": base["probes"]["score"], "final": final["probes"]["score"],
                    "examples": final["probes"]["examples"],
-                   "per_kind": {name: e["probes"]["per_kind"] for name, e in evals.items()}},
+                   "per_kind": {name: e["probes"]["per_kind"] for name, e in evals.items() if "probes" in e}},
         "gate": {"min": retention_min},
     }
-    if "instruct" in evals:
-        retention["instruct"] = evals["instruct"]["choices"]["score"]
-        retention["probes"]["instruct"] = evals["instruct"]["probes"]["score"]
+    stage1 = evals.get("instruct", {})  # scored on eval.instruct_tasks: what it ran is shown
+    if "choices" in stage1:
+        retention["instruct"] = stage1["choices"]["score"]
+    if "probes" in stage1:
+        retention["probes"]["instruct"] = stage1["probes"]["score"]
     retention["gate"]["passed"] = retention["retention"] >= retention_min
-    ppl = {("final" if name == "specialist" else name): e["perplexity"]["perplexity"] for name, e in evals.items()}
+    ppl = {("final" if name == "specialist" else name): e["perplexity"]["perplexity"] for name, e in evals.items()
+           if "perplexity" in e}
     # held-out general answers; lower is better, so a ratio above 1 is forgetting
     retention["perplexity"] = {**ppl, "ratio": ppl["final"] / ppl["base"], "tokens": final["perplexity"]["tokens"]}
     latency = {**final["latency"], "evaluation_s": {name: e["seconds"]["total"] for name, e in evals.items()
