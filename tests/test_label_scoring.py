@@ -61,3 +61,15 @@ def test_classify_returns_the_trained_json_schema(scorer):
     parsed = parse_intent(out, list(INTENTS))
     assert parsed is not None and parsed["all_intents"][0] == parsed["primary_intent"]
     assert 1 / len(INTENTS) <= parsed["confidence"] <= 1
+
+
+def test_a_batch_scores_each_text_as_if_alone(scorer):
+    texts = ["hi", "Where can I eat good kebab near Taksim tonight with my two kids and my parents?",
+             "Quel temps fera-t-il à Paris demain ?", "أين أفضل مكان للتسوق في دبي؟"]
+    batch = scorer.scores_batch(texts)
+    assert len(batch) == len(texts)
+    for text, probs in zip(texts, batch, strict=True):
+        assert probs == pytest.approx(scorer.scores(text), abs=1e-4)  # left padding changes nothing
+    assert [a["primary_intent"] for a in scorer.classify_batch(texts)] == \
+        [scorer.classify(t)["primary_intent"] for t in texts]
+    assert scorer.scores_batch([]) == []

@@ -347,3 +347,70 @@ def test_the_classifier_tier_answers_when_the_model_is_unsure(engine, real_model
     assert [s["reason"] for s in r.skipped] == ["low_confidence", "unavailable"]
     missing = build_router(_cfg(real_model, root), engine).tiers[2]
     assert not missing.available and "dvc repro baselines" in missing.why_unavailable
+
+
+# --- many users at once: micro-batched classification beside a streaming chat ------------------
+
+
+@pytest.fixture(scope="module")
+def batched_server(real_model, root):
+    from domaintune.serving.app import create_app
+    from domaintune.serving.engine import ModelEngine
+    from domaintune.serving.tiers import build_router
+
+    cfg = _cfg(real_model, root, batch_max=8, batch_window_ms=20, max_pending=32, max_new_tokens=96)
+    cfg.tiers[0] = ModelTier(kind="model", threshold=0.0, timeout_s=60.0)
+    engine = ModelEngine.serving(cfg)
+    with Server(create_app(cfg, engine, build_router(cfg, engine))) as s:
+        s.engine = engine
+        yield s
+
+
+BURST = ["Where can I eat good sushi in Rome tonight?", "selam naber", "Wie wird das Wetter morgen in Berlin?",
+         "Comment aller à l'aéroport ?", "Где ближайшая аптека?", "أين أفضل مكان للتسوق في دبي؟",
+         "book a taxi to the airport", "any hidden spots locals like in Lisbon?", "is it gonna rain tmrw",
+         "Müzeler pazartesi açık mı?", "what's happening in my town this week", "hi!"]
+
+
+def test_a_burst_is_scored_in_batches_and_matches_one_at_a_time(batched_server, engine):
+    with ThreadPoolExecutor(len(BURST)) as pool:
+        got = list(pool.map(lambda t: httpx.post(batched_server.url + "/v1/classify", json={"text": t},
+                                                 timeout=120).json(), BURST))
+    assert [r["tier"] for r in got] == ["model"] * len(BURST)  # no timeout sent one to a lower tier
+    for text, r in zip(BURST, got, strict=True):
+        alone = engine.scorer.classify(text)
+        assert r["primary_intent"] == alone["primary_intent"], text
+        assert r["confidence"] == pytest.approx(alone["confidence"], abs=1e-3)
+    health = httpx.get(batched_server.url + "/health").json()
+    assert health["batch_max"] == 8 and health["compile"] is False
+    assert health["mean_batch"] > 1  # requests shared passes
+
+
+def test_classifications_are_answered_while_a_chat_streams(batched_server):
+    """The single-lane engine answers these only after the chat frees the model: here they come
+    back while its tokens are still arriving."""
+    body = {"model": NAME, "stream": True, "max_tokens": 96,
+            "messages": [{"role": "user", "content": "Write a long story about a trip to Rome."}]}
+    chunks: list[tuple[float, str]] = []
+    started = threading.Event()
+
+    def read() -> None:
+        with httpx.stream("POST", batched_server.url + "/v1/chat/completions", json=body, timeout=120) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    chunks.append((time.perf_counter(), line))
+                    started.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert started.wait(60)
+    answered = []
+    for text in BURST[:4]:
+        assert httpx.post(batched_server.url + "/v1/classify", json={"text": text}, timeout=120).json()["tier"] \
+            == "model"
+        answered.append(time.perf_counter())
+    reader.join(120)
+    assert chunks[-1][1] == "data: [DONE]" and len(chunks) > 20
+    last_token = chunks[-3][0]  # before the finish-reason chunk and [DONE]
+    assert max(answered) < last_token, "a classification waited for the chat to end"
+    assert not batched_server.engine.lock.locked()

@@ -15,6 +15,7 @@ runs only its own tokens, then the cache is cut back to the shared prefix.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -82,39 +83,33 @@ class LabelScorer:
                     nodes.append(p[:i])
         self.nodes = nodes
 
-    @torch.inference_mode()
-    def scores(self, text: str) -> list[float]:
-        """Probability of each label for ``text`` (the user message)."""
+    def _query(self, text: str) -> list[int]:
         ids = self._prompt_ids(text)
-        n_shared = len(self.shared_ids)
-        if ids[:n_shared] != self.shared_ids:
+        if ids[: len(self.shared_ids)] != self.shared_ids:
             raise ValueError("the prompt no longer starts with the cached system prefix")
-        query = ids[n_shared:]
-        q = len(query)
-        feed = query + [node[-1] for node in self.nodes]
-        total = n_shared + len(feed)
-        # Causal within the query; a trie node sees the query, then its own ancestors and itself.
-        mask = torch.zeros(len(feed), total, dtype=torch.bool)
+        return ids[len(self.shared_ids):]
+
+    def _layout(self, q: int, pad: int) -> tuple[torch.Tensor, list[int]]:
+        """Attention mask (fed rows x cache + fed) and positions for one query of ``q`` tokens fed
+        after ``pad`` padding tokens, then every trie node. Causal within the query; a trie node
+        sees the query, then its own ancestors and itself; padding sees only the shared prefix."""
+        n_shared, width = len(self.shared_ids), pad + q + len(self.nodes)
+        mask = torch.zeros(width, n_shared + width, dtype=torch.bool)
         mask[:, :n_shared] = True
-        mask[:q, n_shared:n_shared + q] = torch.tril(torch.ones(q, q, dtype=torch.bool))
-        positions = list(range(n_shared, n_shared + q))
+        start = n_shared + pad
+        mask[pad:pad + q, start:start + q] = torch.tril(torch.ones(q, q, dtype=torch.bool))
+        positions = [n_shared] * pad + list(range(n_shared, n_shared + q))
         for j, node in enumerate(self.nodes):
-            row = q + j
-            mask[row, n_shared:n_shared + q] = True
+            row = pad + q + j
+            mask[row, start:start + q] = True
             for k in range(1, len(node) + 1):
-                mask[row, n_shared + q + self.nodes.index(node[:k])] = True
+                mask[row, start + q + self.nodes.index(node[:k])] = True
             positions.append(n_shared + q - 1 + len(node))
-        # Logits only where a label token is scored: the LM head is a large share of a small model.
-        keep = [q - 1] + [q + j for j, node in enumerate(self.nodes) if node in self.branches]
-        try:
-            out = self.model(input_ids=torch.tensor([feed], device=self.device),
-                             attention_mask=mask[None, None].to(self.device),
-                             position_ids=torch.tensor([positions], device=self.device),
-                             past_key_values=self.cache, use_cache=True,
-                             logits_to_keep=torch.tensor(keep, device=self.device))
-        finally:
-            self.cache.crop(-len(feed))  # back to the shared prefix (transformers 5: a negative count)
-        logp = torch.log_softmax(out.logits[0].float(), dim=-1)
+        return mask, positions
+
+    def _probs(self, logits: torch.Tensor) -> list[float]:
+        """Label probabilities from the logits kept at the query's last token and the branch nodes."""
+        logp = torch.log_softmax(logits.float(), dim=-1)
         where = {(): 0, **{node: i + 1 for i, node in enumerate(n for n in self.nodes if n in self.branches)}}
         totals = []
         for ids in self.label_ids:
@@ -129,14 +124,71 @@ class LabelScorer:
         z = sum(exp)
         return [e / z for e in exp]
 
-    def classify(self, text: str) -> dict:
+    def _keep(self, last: int) -> list[int]:
+        # Logits only where a label token is scored: the LM head is a large share of a small model.
+        return [last] + [last + 1 + j for j, node in enumerate(self.nodes) if node in self.branches]
+
+    @torch.inference_mode()
+    def scores(self, text: str) -> list[float]:
+        """Probability of each label for ``text`` (the user message)."""
+        query = self._query(text)
+        feed = query + [node[-1] for node in self.nodes]
+        mask, positions = self._layout(len(query), 0)
+        try:
+            out = self.model(input_ids=torch.tensor([feed], device=self.device),
+                             attention_mask=mask[None, None].to(self.device),
+                             position_ids=torch.tensor([positions], device=self.device),
+                             past_key_values=self.cache, use_cache=True,
+                             logits_to_keep=torch.tensor(self._keep(len(query) - 1), device=self.device))
+        finally:
+            self.cache.crop(-len(feed))  # back to the shared prefix (transformers 5: a negative count)
+        return self._probs(out.logits[0])
+
+    @torch.inference_mode()
+    def scores_batch(self, texts: list[str]) -> list[list[float]]:
+        """:meth:`scores` for several texts in one forward pass (what a serving micro-batch runs).
+
+        Queries are left-padded to the longest, so each one's last token and its trie nodes sit at
+        the same columns in every row (``logits_to_keep`` takes one index list for the batch).
+        The shared prefix's cache is copied, not cropped: the instance keeps no state a
+        concurrent :meth:`scores` could see half-changed.
+        """
+        if not texts:
+            return []
+        queries = [self._query(t) for t in texts]
+        longest = max(len(q) for q in queries)
+        pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        feeds, masks, positions = [], [], []
+        for q in queries:
+            pad = longest - len(q)
+            mask, pos = self._layout(len(q), pad)
+            feeds.append([pad_id] * pad + q + [node[-1] for node in self.nodes])
+            masks.append(mask)
+            positions.append(pos)
+        cache = copy.deepcopy(self.cache)
+        if len(texts) > 1:
+            cache.batch_repeat_interleave(len(texts))
+        out = self.model(input_ids=torch.tensor(feeds, device=self.device),
+                         attention_mask=torch.stack(masks)[:, None].to(self.device),
+                         position_ids=torch.tensor(positions, device=self.device),
+                         past_key_values=cache, use_cache=True,
+                         logits_to_keep=torch.tensor(self._keep(longest - 1), device=self.device))
+        return [self._probs(row) for row in out.logits]
+
+    def answer(self, probs: list[float]) -> dict:
         """The trained JSON answer, with the label's probability as its confidence."""
-        probs = self.scores(text)
         ranked = sorted(range(len(self.labels)), key=lambda i: -probs[i])
         best = ranked[0]
         extra = [self.labels[i] for i in ranked[1:] if probs[i] >= self.multi_threshold]
         return {"primary_intent": self.labels[best], "confidence": round(probs[best], 4),
                 "all_intents": [self.labels[best], *extra]}
+
+    def classify_batch(self, texts: list[str]) -> list[dict]:
+        return [self.answer(p) for p in self.scores_batch(texts)]
+
+    def classify(self, text: str) -> dict:
+        """The trained JSON answer, with the label's probability as its confidence."""
+        return self.answer(self.scores(text))
 
     def classify_json(self, text: str) -> str:
         return json.dumps(self.classify(text))

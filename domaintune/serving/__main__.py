@@ -4,6 +4,7 @@
     python -m domaintune.serving chat                        # interactive, streams the answer
     python -m domaintune.serving chat "Plan 3 days in Rome"  # one-shot
     python -m domaintune.serving classify "where can I eat near Taksim?" "selam naber"
+    python -m domaintune.serving --set batch_max=1 serve      # any serve.* key, for this run only
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import logging
 import os
 import sys
 
+import yaml
+from pydantic import ValidationError
+
 from domaintune.classifiers.keywords import KeywordFileError
 from domaintune.params import ParamsError, ServeParams, load_params
 from domaintune.serving.engine import ModelEngine, ModelNotFound
@@ -23,7 +27,16 @@ def _config(args: argparse.Namespace) -> ServeParams:
     cfg = load_params(args.params).serve
     update = {k: v for k, v in (("model_dir", args.model), ("host", getattr(args, "host", None)),
                                 ("port", getattr(args, "port", None))) if v is not None}
-    return cfg.model_copy(update=update)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ServeParams.model_fields:
+            keys = ", ".join(ServeParams.model_fields)
+            raise ParamsError(f"--set {item!r}: expected KEY=VALUE, KEY one of the serve section's: {keys}")
+        update[key] = yaml.safe_load(value)
+    try:
+        return ServeParams.model_validate({**cfg.model_dump(), **update})
+    except ValidationError as e:
+        raise ParamsError(f"serve settings: {e}") from None
 
 
 def _serve(cfg: ServeParams) -> None:
@@ -32,7 +45,7 @@ def _serve(cfg: ServeParams) -> None:
     from domaintune.serving.app import create_app
     from domaintune.serving.tiers import build_router
 
-    engine = ModelEngine(cfg.model_dir, cfg.inference, cfg.compile)
+    engine = ModelEngine.serving(cfg)
     app = create_app(cfg, engine, build_router(cfg, engine))
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         logging.warning("listening on %s: reachable from other machines%s", cfg.host,
@@ -44,6 +57,7 @@ def _serve(cfg: ServeParams) -> None:
 def _classify(cfg: ServeParams, texts: list[str]) -> None:
     from domaintune.serving.tiers import build_router
 
+    # one user, one text at a time: nothing to batch
     router = build_router(cfg, ModelEngine(cfg.model_dir, cfg.inference, cfg.compile))
     for text in texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]:
         print(json.dumps(router.route(text).as_json(), ensure_ascii=False), flush=True)
@@ -80,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml", help="the serve section is read from here")
     ap.add_argument("--model", help="model directory (default: serve.model_dir, the pipeline's merged model)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a serve.* setting for this run, e.g. --set batch_max=1 --set inference=bf16")
     sub = ap.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="the HTTP API")
     s.add_argument("--host", help="default serve.host (127.0.0.1); 0.0.0.0 exposes it to the network")

@@ -1,11 +1,12 @@
 """The HTTP API: OpenAI-compatible chat completions (whole or streamed, with tools), intent
 classification through the fallback chain, health and Prometheus metrics.
 
-The model is loaded once, before the app exists. Model work runs in worker threads, one at a
-time (the engine's lock), so the event loop keeps answering ``/health`` and ``/metrics`` under
-load. At most ``serve.max_pending`` model requests are admitted (running + waiting); the next
-gets 503 with ``Retry-After`` at once, and a chat request that waits past
-``serve.queue_timeout_s`` gets 503 too: overload is an answer, never a hang.
+The model is loaded once, before the app exists. Model work runs in worker threads (chats one
+at a time behind the engine's lock, classifications in the engine's micro-batches), so the
+event loop keeps answering ``/health`` and ``/metrics`` under load. At most
+``serve.max_pending`` model requests are admitted (running + waiting); the next gets 503 with
+``Retry-After`` at once, and a chat request that waits past ``serve.queue_timeout_s`` gets 503
+too: overload is an answer, never a hang.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "model": cfg.model_name, "model_dir": str(engine.model_dir),
-                "inference": engine.variant, "load_s": round(engine.load_s, 3),
+                **engine.describe(), "load_s": round(engine.load_s, 3),
                 "pending": admission.n, "max_pending": cfg.max_pending,
                 "tiers": [{"name": t.name, "available": t.available, "threshold": t.threshold,
                            **({"reason": t.why_unavailable} if not t.available else {})} for t in router.tiers]}

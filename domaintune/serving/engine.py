@@ -1,6 +1,12 @@
-"""One loaded model, shared by every request: label-scoring classification and chat generation
-(whole or streamed), one at a time behind a lock (the model and its cached prefix are not
-thread-safe, and on a CPU two generations at once are no faster than one after the other).
+"""One loaded model, shared by every request, on two lanes over the same weights:
+
+- classification: label scoring in micro-batches (:class:`~domaintune.serving.batcher.MicroBatcher`),
+  on its own thread, so a classification never waits for a chat to finish;
+- chat generation (whole or streamed): one at a time behind :attr:`ModelEngine.lock` (on a CPU
+  two generations at once are no faster than one after the other).
+
+With ``batch_max=1`` classification goes back to the single-lane engine: one query at a time,
+behind the same lock as chats (the scorer's cached prefix is then shared state).
 """
 
 from __future__ import annotations
@@ -8,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +25,9 @@ from domaintune.data.intents import SYSTEM_PROMPT
 from domaintune.evaluation.generate import load_model
 from domaintune.evaluation.label_scoring import LabelScorer
 from domaintune.modeling.cpu_inference import Variant, compiled, for_inference, resolve
+from domaintune.params import ServeParams
 from domaintune.records import INTENTS
+from domaintune.serving.batcher import MicroBatcher
 from domaintune.serving.router import TierTimeout
 
 
@@ -54,7 +63,8 @@ class _Cancelled(StoppingCriteria):
 
 
 class ModelEngine:
-    def __init__(self, model_dir: str | Path, variant: Variant = "fp32", compile_scoring: bool = False):
+    def __init__(self, model_dir: str | Path, variant: Variant = "fp32", compile_scoring: bool = False,
+                 batch_max: int = 1, batch_window_ms: float = 5.0):
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").is_file():
             raise ModelNotFound(f"{model_dir}: no model here (config.json missing); run `dvc repro` "
@@ -63,22 +73,48 @@ class ModelEngine:
         model, self.tok = load_model(model_dir)
         self.model = for_inference(model, variant)
         self.model_dir, self.variant = model_dir, resolve(variant)
+        self.compiled = compile_scoring
         scoring_model = compiled(self.model) if compile_scoring else self.model
         self.scorer = LabelScorer(scoring_model, self.tok, list(INTENTS), SYSTEM_PROMPT)
         if compile_scoring:  # pay the compilation now, for short and long queries, not on the first requests
-            for text in ("hi", "Where can I eat good food near the old town tonight?",
-                         "I have three days in the city with my family; how should I split the museums, "
-                         "the markets and the best viewpoints so that we do not walk too much?"):
+            warm = ["hi", "Where can I eat good food near the old town tonight?",
+                    "I have three days in the city with my family; how should I split the museums, "
+                    "the markets and the best viewpoints so that we do not walk too much?"]
+            for text in warm:
                 self.scorer.classify(text)
+            if batch_max > 1:  # and the batched shapes the micro-batcher runs
+                self.scorer.classify_batch(warm[:2])
+                self.scorer.classify_batch((warm * batch_max)[:batch_max])
         self.load_s = time.perf_counter() - t
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self.lock = threading.Lock()
+        self.batch_max = batch_max
+        self.batcher = MicroBatcher(self.scorer.classify_batch, batch_max, batch_window_ms) if batch_max > 1 else None
+
+    def describe(self) -> dict:
+        """The served configuration, as ``/health`` and the latency metrics name it."""
+        out = {"inference": self.variant, "compile": self.compiled, "batch_max": self.batch_max}
+        if self.batcher is not None and self.batcher.batches:
+            out["mean_batch"] = round(self.batcher.requests / self.batcher.batches, 2)
+        return out
+
+    @classmethod
+    def serving(cls, cfg: ServeParams, model_dir: str | Path | None = None) -> ModelEngine:
+        """The engine ``serve.*`` describes: precision, compilation and micro-batching."""
+        return cls(model_dir or cfg.model_dir, cfg.inference, cfg.compile, cfg.batch_max, cfg.batch_window_ms)
 
     def acquire(self, timeout_s: float) -> bool:
         return self.lock.acquire(timeout=timeout_s)
 
     def classify(self, text: str, timeout_s: float) -> dict:
         """The intent JSON by label scoring; :class:`TierTimeout` when the model stays busy past ``timeout_s``."""
+        if self.batcher is not None:
+            fut = self.batcher.submit(text)
+            try:
+                return fut.result(timeout=timeout_s)
+            except FutureTimeout:
+                fut.cancel()  # still queued: the batcher skips it
+                raise TierTimeout(f"no batch slot within {timeout_s} s") from None
         if not self.lock.acquire(timeout=timeout_s):
             raise TierTimeout(f"model busy for {timeout_s} s")
         try:

@@ -42,7 +42,7 @@ def build_router(cfg: ServeParams, engine: ModelEngine | None) -> FallbackRouter
             tier.classify = engine.classify
         else:
             try:
-                tier.classify = ModelEngine(model_dir, cfg.inference, cfg.compile).classify
+                tier.classify = ModelEngine.serving(cfg, model_dir).classify
             except (OSError, ValueError) as e:
                 log.warning("tier %s unavailable: %s", spec.kind, e)
                 tier.available, tier.why_unavailable = False, str(e)
