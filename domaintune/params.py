@@ -220,6 +220,7 @@ class EvalParams(Strict):
     batch_size: PosInt
     max_new_tokens: PosInt
     latency_queries: PosInt
+    served_latency_queries: PosInt = Field(48, description="queries the serving_latency stage times, twice")
     tool_examples: PosInt = 30
     tool_max_new_tokens: PosInt = 64
     travel_examples: PosInt = 10

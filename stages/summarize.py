@@ -28,7 +28,7 @@ def main() -> None:
     baselines = json.load(open("evals/baselines.json"))
     chain = chain_accuracy(evals["specialist"]["predictions"], baselines["predictions"], p.serve.tiers,
                            p.serve.default_intent)
-    metrics = summarize(evals, p.eval.retention_min, baselines, chain)
+    metrics = summarize(evals, p.eval.retention_min, baselines, chain, json.load(open("evals/serving_latency.json")))
     for name, values in metrics.items():
         write_json(f"metrics/{name}.json", values)
     for name, rows in plot_rows(evals["specialist"]).items():

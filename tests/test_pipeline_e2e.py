@@ -96,6 +96,9 @@ def test_every_metrics_file_holds_finite_numbers(repo):
     latency = json.loads((repo / "metrics/latency.json").read_text())
     assert latency["classify_mode"] == "label_scoring"
     assert latency["classify_p50_ms"] < latency["generate_classify_p50_ms"]  # one pass against a decode loop
+    # timed as served: the configuration is named, and the micro-batches were timed too
+    assert latency["served"] == {"inference": "fp32", "compile": False, "batch_max": 8}
+    assert latency["classify_queries"] == 16 and latency["classify_batched_per_s"] > 0
     for plot in ("confusion", "confusion_scored", "reliability_generate", "reliability_scored"):
         assert (repo / "plots" / f"{plot}.csv").read_text().count("\n") >= 2, plot
     data = json.loads((repo / "metrics/data.json").read_text())

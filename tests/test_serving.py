@@ -414,3 +414,14 @@ def test_classifications_are_answered_while_a_chat_streams(batched_server):
     last_token = chunks[-3][0]  # before the finish-reason chunk and [DONE]
     assert max(answered) < last_token, "a classification waited for the chat to end"
     assert not batched_server.engine.lock.locked()
+
+
+def test_served_latency_names_its_configuration(batched_server, engine):
+    from domaintune.evaluation.latency import measure_served
+
+    batched = measure_served(batched_server.engine, BURST[:8], rounds=1)
+    assert batched["served"]["batch_max"] == 8 and batched["classify_queries"] == 8
+    assert batched["classify_p50_ms"] <= batched["classify_p95_ms"] and batched["classify_batched_per_s"] > 0
+    single = measure_served(engine, BURST[:4], rounds=1)
+    assert single["served"] == {"inference": "fp32", "compile": False, "batch_max": 1}
+    assert "classify_batched_per_s" not in single

@@ -37,3 +37,33 @@ def measure_latency(model, tok, prompts: list[str], max_new_tokens: int) -> dict
         "peak_mem_mb": peak_mem_mb(),
         "generate_queries": len(times),
     }
+
+
+def measure_served(engine, queries: list[str], rounds: int = 2) -> dict:
+    """Classification latency of the engine as ``serve.*`` configures it (precision, compile,
+    micro-batch size): each query alone (what one user waits), then the same queries in batches
+    of ``batch_max`` (what the micro-batcher runs under load). The answer says which configuration."""
+    scorer = engine.scorer
+    scorer.classify(queries[0])  # warm-up
+    single = []
+    for _ in range(rounds):
+        for q in queries:
+            t = time.perf_counter()
+            scorer.classify(q)
+            single.append((time.perf_counter() - t) * 1000)
+    out = {"served": engine.describe(), "classify_mode": "label_scoring",
+           "classify_p50_ms": percentile(single, 50), "classify_p95_ms": percentile(single, 95),
+           "classify_p99_ms": percentile(single, 99), "classify_per_s": 1000 * len(single) / sum(single),
+           "classify_queries": len(single)}
+    b = engine.batch_max
+    if b > 1:
+        scorer.classify_batch(queries[:b])  # warm-up of the batched shapes
+        t = time.perf_counter()
+        n = 0
+        for _ in range(rounds):
+            for i in range(0, len(queries) - b + 1, b):
+                scorer.classify_batch(queries[i:i + b])
+                n += b
+        took = time.perf_counter() - t
+        out.update({"classify_batch_ms": 1000 * took / (n / b), "classify_batched_per_s": n / took})
+    return out

@@ -23,10 +23,12 @@ def _headline(intent: dict) -> dict:
 
 
 def summarize(evals: dict[str, dict], retention_min: float, baselines: dict | None = None,
-              chain: dict | None = None) -> dict[str, dict]:
+              chain: dict | None = None, served: dict | None = None) -> dict[str, dict]:
     """``evals`` maps model name (base, instruct, specialist) to its evaluation; the specialist is final.
     ``baselines`` (TF-IDF, keywords) and ``chain`` (the serving fallback chain) were scored on the
-    same intent rows; they sit beside the model so every `dvc metrics diff` shows the gap."""
+    same intent rows; they sit beside the model so every `dvc metrics diff` shows the gap.
+    ``served`` (the serving_latency stage) replaces the evaluation's classification timings, taken
+    in fp32, eager, one at a time, with those of the configuration ``serve.*`` serves."""
     base, final = evals["base"], evals["specialist"]
     scored = final["intent_scored"]
     intent = {k: v for k, v in final["intent"].items() if k != "reliability"}
@@ -72,8 +74,8 @@ def summarize(evals: dict[str, dict], retention_min: float, baselines: dict | No
            if "perplexity" in e}
     # held-out general answers; lower is better, so a ratio above 1 is forgetting
     retention["perplexity"] = {**ppl, "ratio": ppl["final"] / ppl["base"], "tokens": final["perplexity"]["tokens"]}
-    latency = {**final["latency"], "evaluation_s": {name: e["seconds"]["total"] for name, e in evals.items()
-                                                    if "seconds" in e}}
+    latency = {**final["latency"], **(served or {}),
+               "evaluation_s": {name: e["seconds"]["total"] for name, e in evals.items() if "seconds" in e}}
     return {"intent": intent, "retention": retention, "latency": latency,
             "tools": _per_model(evals, "tools", TOOL_KEYS), "travel": {**_per_model(evals, "travel", TRAVEL_KEYS),
                                                                       "seed": _seed_summary(final["travel"]["seed"])}}
