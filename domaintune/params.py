@@ -300,6 +300,15 @@ class ServeParams(Strict):
     default_intent: str = "general"
 
 
+class ExportParams(Strict):
+    """The ``export`` stage: the merged model as GGUF for llama.cpp / Ollama / LM Studio."""
+    types: Annotated[list[Literal["f16", "q8_0", "f32"]], Field(min_length=1)] = Field(
+        default_factory=lambda: ["f16", "q8_0"])
+    verify_prompts: Annotated[list[str], Field(min_length=1)] = Field(
+        default_factory=lambda: ["What is the capital of France?", "Plan 2 days in Lisbon on USD 300."])
+    verify_max_new_tokens: PosInt = 24
+
+
 class Params(Strict):
     seed: int
     model: ModelParams
@@ -310,6 +319,7 @@ class Params(Strict):
     continual: ContinualParams = Field(default_factory=ContinualParams)
     eval: EvalParams
     serve: ServeParams = Field(default_factory=ServeParams)
+    export: ExportParams = Field(default_factory=ExportParams)
 
     def lora_for(self, phase: str) -> LoraParams:
         """The shared ``lora`` section with the phase's ``train.<phase>.lora`` overrides applied."""
