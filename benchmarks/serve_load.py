@@ -58,7 +58,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-ENGINES = {"single": ["batch_max=1"], "batched": []}  # today's engine; serve.* as params.yaml sets it
+# today's engine; serve.* as params.yaml sets it; the same with chats one at a time
+ENGINES = {"single": ["batch_max=1"], "batched": [], "batched-1chat": ["max_chats=1"]}
 
 
 def _start(model: str, settings: list[str]) -> tuple[subprocess.Popen, str]:

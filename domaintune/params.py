@@ -288,8 +288,10 @@ class ServeParams(Strict):
     api_key_env: str = Field("DOMAINTUNE_API_KEY", description="when set, requests need it as a Bearer token")
     inference: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     compile: bool = Field(False, description="torch.compile the classification path: faster, minutes to start")
+    compile_cache: str | None = Field(".cache/torch_compile", description="compiled artifacts kept across restarts")
     batch_max: PosInt = Field(8, description="classifications scored in one pass; 1: one at a time, behind chats")
     batch_window_ms: float = Field(5.0, ge=0, description="how long the first request of a batch waits for more")
+    max_chats: PosInt = Field(4, description="chats generating at once (with batch_max > 1), each on its own thread")
     max_pending: PosInt = Field(16, description="model requests admitted at once (running + waiting); more get 503")
     queue_timeout_s: float = Field(30.0, gt=0, description="a chat request waiting longer for the model gets 503")
     max_message_chars: PosInt = 8000

@@ -274,7 +274,7 @@ def test_a_busy_model_times_out_to_the_next_tier(engine, keywords):
     # the timeout bounds the whole answer, so it must leave room for one label-scoring pass
     # (p99 ~250 ms on a slow 2-core CPU) once the model is free again
     chain = _chain(engine, keywords, threshold=0.0, timeout_s=0.6)
-    with engine.lock:  # a long generation holds the model
+    with engine.slots:  # a long generation holds the model
         t = time.perf_counter()
         r = chain.route("Gibt es ein gutes Restaurant in Kreuzberg?")
         waited = time.perf_counter() - t
@@ -413,7 +413,8 @@ def test_classifications_are_answered_while_a_chat_streams(batched_server):
     assert chunks[-1][1] == "data: [DONE]" and len(chunks) > 20
     last_token = chunks[-3][0]  # before the finish-reason chunk and [DONE]
     assert max(answered) < last_token, "a classification waited for the chat to end"
-    assert not batched_server.engine.lock.locked()
+    assert batched_server.engine.slots.acquire(timeout=5)  # the chat gave its slot back
+    batched_server.engine.release()
 
 
 def test_served_latency_names_its_configuration(batched_server, engine):

@@ -45,7 +45,7 @@ def _serve(cfg: ServeParams) -> None:
     from domaintune.serving.app import create_app
     from domaintune.serving.tiers import build_router
 
-    engine = ModelEngine.serving(cfg)
+    engine = ModelEngine.serving(cfg, background=True)  # with serve.compile: listening at once, compiled soon
     app = create_app(cfg, engine, build_router(cfg, engine))
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         logging.warning("listening on %s: reachable from other machines%s", cfg.host,
@@ -79,7 +79,7 @@ def _chat(cfg: ServeParams, message: str | None, system: str | None, max_tokens:
                 break
         history.append({"role": "user", "content": message})
         answer = []
-        with engine.lock:
+        with engine.slots:
             for piece in engine.stream(engine.prompt(history, None), min(max_tokens, cfg.max_new_tokens)):
                 answer.append(piece)
                 print(piece, end="", flush=True)

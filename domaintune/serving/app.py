@@ -1,8 +1,8 @@
 """The HTTP API: OpenAI-compatible chat completions (whole or streamed, with tools), intent
 classification through the fallback chain, health and Prometheus metrics.
 
-The model is loaded once, before the app exists. Model work runs in worker threads (chats one
-at a time behind the engine's lock, classifications in the engine's micro-batches), so the
+The model is loaded once, before the app exists. Model work runs in worker threads (chats in
+the engine's chat slots, classifications in its micro-batches), so the
 event loop keeps answering ``/health`` and ``/metrics`` under load. At most
 ``serve.max_pending`` model requests are admitted (running + waiting); the next gets 503 with
 ``Retry-After`` at once, and a chat request that waits past ``serve.queue_timeout_s`` gets 503
@@ -145,8 +145,9 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "model": cfg.model_name, "model_dir": str(engine.model_dir),
-                **engine.describe(), "load_s": round(engine.load_s, 3),
+        return {"status": "warming" if engine.warming else "ok", "model": cfg.model_name,
+                "model_dir": str(engine.model_dir),
+                **engine.describe(), "max_chats": engine.max_chats, "load_s": round(engine.load_s, 3),
                 "pending": admission.n, "max_pending": cfg.max_pending,
                 "tiers": [{"name": t.name, "available": t.available, "threshold": t.threshold,
                            **({"reason": t.why_unavailable} if not t.available else {})} for t in router.tiers]}
@@ -189,7 +190,7 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
         try:
             return fn(*args)
         finally:
-            engine.lock.release()
+            engine.release()
 
     @app.post("/v1/chat/completions", dependencies=[Depends(auth)])
     async def chat(req: ChatRequest):
@@ -243,7 +244,7 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
                                "queue_timeout", "server_error", {"Retry-After": "1"})
         except BaseException:
             if got["lock"]:
-                engine.lock.release()
+                engine.release()
             admission.leave()
             raise
         stats: dict = {}
@@ -265,7 +266,7 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
             finally:
                 with anyio.CancelScope(shield=True):  # a client that left: stop generating, free the model
                     await run_in_threadpool(pieces.close)
-                engine.lock.release()
+                engine.release()
                 admission.leave()
 
         return StreamingResponse(events(), media_type="text/event-stream")
