@@ -1,18 +1,16 @@
 """DVC stage: evals/serving_latency.json, the final model's classification latency as it is
 served (serve.inference, serve.compile, serve.batch_max), one query at a time and in batches."""
 
-import json
-
 from domaintune.cli import InputError, run_stage
 from domaintune.evaluation.latency import measure_served
-from domaintune.io import write_json
+from domaintune.io import read_jsonl, write_json
 from domaintune.params import load_params
 from domaintune.serving.engine import ModelEngine, ModelNotFound
 
 
 def main() -> None:
     p = load_params()
-    rows = [json.loads(line) for line in open("data/processed/splits/test.jsonl")]
+    rows = read_jsonl("data/processed/splits/test.jsonl")
     queries = [r["messages"][-2]["content"] for r in rows if r["task"] == "intent"][: p.eval.served_latency_queries]
     if not queries:
         raise InputError("data/processed/splits/test.jsonl: no intent rows to time")
