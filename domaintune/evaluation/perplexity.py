@@ -7,13 +7,14 @@ import math
 
 import torch
 
-from domaintune.modeling.chat_format import tokenize_with_mask
+from domaintune.modeling.chat_format import tokenize_row
 
 
 @torch.inference_mode()
 def perplexity(model, tok, records: list[dict], batch_size: int, max_length: int = 1024) -> dict:
-    """exp(mean negative log-likelihood per assistant token) over ``records``."""
-    encoded = [tokenize_with_mask(tok, r["messages"], r.get("tools")) for r in records]
+    """exp(mean negative log-likelihood per assistant token) over ``records`` (every token of a
+    plain-text row)."""
+    encoded = [tokenize_row(tok, r) for r in records]
     encoded = [{k: v[:max_length] for k, v in e.items()} for e in encoded]
     encoded.sort(key=lambda e: len(e["input_ids"]))  # less padding per batch
     device = next(model.parameters()).device

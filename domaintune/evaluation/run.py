@@ -65,7 +65,7 @@ def classify_by_scoring(model, tok, records: list[dict], labels: list[str]) -> t
     return outs, times
 
 
-def _tools(model, tok, test: list[dict], p: Params) -> dict:
+def score_tools(model, tok, test: list[dict], p: Params) -> dict:
     """Held-out tool conversations: the first assistant turn (call or not), then the answer from the result."""
     e = p.eval
     rows = _sample([r for r in test if r["task"] == "tool"], e.tool_examples, p.seed, "eval-tool")
@@ -175,7 +175,7 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params,
         general = _sample([r for r in test if r["task"] == "general"], e.perplexity_examples, p.seed, "eval-ppl")
         out["perplexity"] = timed("perplexity", perplexity, model, tok, general, e.batch_size)
     if "tools" in tasks:
-        out["tools"] = timed("tools", _tools, model, tok, test, p)
+        out["tools"] = timed("tools", score_tools, model, tok, test, p)
     if "travel" in tasks:
         out["travel"] = timed("travel", _travel, model, tok, test, p, questions, catalog)
     if "general_answers" in tasks:

@@ -54,6 +54,15 @@ def tokenize_with_mask(tok: PreTrainedTokenizerBase, messages: list[dict], tools
     return {"input_ids": enc["input_ids"], "assistant_masks": mask}
 
 
+def tokenize_row(tok: PreTrainedTokenizerBase, row: dict) -> dict:
+    """A chat record (loss on assistant tokens) or a plain-text row ``{"text"}`` (loss on every
+    token, closed by end-of-sequence: causal LM training on a style or code corpus)."""
+    if "text" in row:
+        ids = tok(row["text"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        return {"input_ids": ids, "assistant_masks": [1] * len(ids)}
+    return tokenize_with_mask(tok, row["messages"], row.get("tools"))
+
+
 def prompt_text(tok: PreTrainedTokenizerBase, messages: list[dict], tools: list | None = None) -> str:
     """The inference prompt for everything before the last assistant turn (what a user would send)."""
     messages = to_chat(messages)

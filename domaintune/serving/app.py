@@ -1,4 +1,5 @@
-"""The HTTP API: OpenAI-compatible chat completions (whole or streamed, with tools), intent
+"""The HTTP API: OpenAI-compatible chat completions (whole or streamed, with tools) from the
+specialist or an agent (the ``model`` field picks it), embeddings from an embedding agent, intent
 classification through the fallback chain, health and Prometheus metrics.
 
 The model is loaded once, before the app exists. Model work runs in worker threads (chats in
@@ -26,12 +27,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domaintune.params import ServeParams
+from domaintune.serving.agents import Embedder
 from domaintune.serving.engine import ModelEngine
 from domaintune.serving.openai_schema import (
     APIError,
     ChatRequest,
     ChunkWriter,
     ClassifyRequest,
+    EmbeddingRequest,
     completion_body,
     split_tool_calls,
     to_chat,
@@ -40,7 +43,7 @@ from domaintune.serving.openai_schema import (
 from domaintune.serving.router import FallbackRouter
 
 log = logging.getLogger(__name__)
-ROUTES = {"/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/classify"}
+ROUTES = {"/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/classify", "/v1/embeddings"}
 
 
 class Metrics:
@@ -95,7 +98,11 @@ def _validation_message(err: RequestValidationError) -> tuple[str, str | None]:
     return "; ".join(parts) or "invalid request", param
 
 
-def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) -> FastAPI:
+def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter,
+               agents: dict[str, ModelEngine] | None = None, embedders: dict[str, Embedder] | None = None) -> FastAPI:
+    """``engine`` serves ``serve.model_name``; ``agents`` and ``embedders`` serve under their names."""
+    chats = {cfg.model_name: engine, **(agents or {})}
+    embedders = embedders or {}
     app = FastAPI(title="domaintune", summary="OpenAI-compatible API and intent router for the domain model")
     metrics = Metrics()
     admission = Admission(cfg.max_pending, metrics.pending)
@@ -147,6 +154,7 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
     async def health() -> dict:
         return {"status": "warming" if engine.warming else "ok", "model": cfg.model_name,
                 "model_dir": str(engine.model_dir),
+                "agents": sorted(chats.keys() - {cfg.model_name} | embedders.keys()),
                 **engine.describe(), "max_chats": engine.max_chats, "load_s": round(engine.load_s, 3),
                 "pending": admission.n, "max_pending": cfg.max_pending,
                 "tiers": [{"name": t.name, "available": t.available, "threshold": t.threshold,
@@ -158,8 +166,28 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
 
     @app.get("/v1/models", dependencies=[Depends(auth)])
     async def models() -> dict:
-        return {"object": "list", "data": [{"id": cfg.model_name, "object": "model", "created": 0,
-                                            "owned_by": "domaintune"}]}
+        listed = [(name, "chat") for name in chats] + [(name, "embedding") for name in embedders]
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "domaintune",
+                                            "kind": kind} for name, kind in listed]}
+
+    @app.post("/v1/embeddings", dependencies=[Depends(auth)])
+    async def embeddings(req: EmbeddingRequest) -> dict:
+        if req.model not in embedders:
+            raise APIError(404, f"model {req.model!r} is not an embedding model here; embedding models: "
+                           f"{sorted(embedders) or 'none (serve.agents)'}", "model", "model_not_found")
+        texts = [req.input] if isinstance(req.input, str) else req.input
+        if not texts or any(not t.strip() for t in texts):
+            raise APIError(400, "input: empty text", "input", "empty_message")
+        if too_long := [i for i, t in enumerate(texts) if len(t) > cfg.max_message_chars]:
+            raise APIError(400, f"input[{too_long[0]}]: longer than {cfg.max_message_chars} characters", "input",
+                           "message_too_long")
+        admission.enter()
+        try:
+            vecs, tokens = await run_in_threadpool(embedders[req.model].embed, texts)
+        finally:
+            admission.leave()
+        return {"object": "list", "model": req.model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vecs)]}
 
     @app.post("/v1/classify", dependencies=[Depends(auth)])
     async def classify(req: ClassifyRequest) -> dict:
@@ -182,8 +210,8 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
             metrics.invalid.labels(name).inc()
         return {**routed.as_json(), "latency_ms": round(ms, 2)}
 
-    def locked(fn, *args):
-        """Run ``fn`` holding the model, or 503 when it stays busy past the queue timeout."""
+    def locked(engine: ModelEngine, fn, *args):
+        """Run ``fn`` holding ``engine``'s model, or 503 when it stays busy past the queue timeout."""
         if not engine.acquire(cfg.queue_timeout_s):
             raise APIError(503, f"model busy for {cfg.queue_timeout_s} s; retry shortly", None, "queue_timeout",
                            "server_error", {"Retry-After": "1"})
@@ -194,9 +222,11 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
 
     @app.post("/v1/chat/completions", dependencies=[Depends(auth)])
     async def chat(req: ChatRequest):
-        if req.model != cfg.model_name:
-            raise APIError(404, f"model {req.model!r} does not exist; this server has {cfg.model_name!r}",
+        if req.model not in chats:
+            what = "an embedding model (POST /v1/embeddings)" if req.model in embedders else "not served here"
+            raise APIError(404, f"model {req.model!r}: {what}; chat models: {', '.join(chats)}",
                            "model", "model_not_found")
+        engine = chats[req.model]
         messages, tools = to_chat(req, cfg.max_message_chars, cfg.max_messages)
         max_new = min(req.max_completion_tokens or req.max_tokens or cfg.max_new_tokens, cfg.max_new_tokens)
         prompt = engine.prompt(messages, tools)
@@ -206,10 +236,10 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
                            f"{engine.max_context}", "messages", "context_length_exceeded")
         sampling = (max_new, req.temperature, req.top_p, req.seed)
         if req.stream and not tools:
-            return await _stream(req, prompt, sampling)
+            return await _stream(req, engine, prompt, sampling)
         admission.enter()
         try:
-            done = await run_in_threadpool(locked, engine.complete, prompt, *sampling)
+            done = await run_in_threadpool(locked, engine, engine.complete, prompt, *sampling)
         finally:
             admission.leave()
         metrics.tokens.inc(done.completion_tokens)
@@ -218,9 +248,9 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
             metrics.invalid.labels("chat_tool_call").inc()
         finish = "tool_calls" if calls else done.finish_reason
         if not req.stream:
-            return completion_body(cfg.model_name, content, calls, finish, done.prompt_tokens, done.completion_tokens)
+            return completion_body(req.model, content, calls, finish, done.prompt_tokens, done.completion_tokens)
         # Tools and streaming: a call is only known once complete, so the answer comes as one delta.
-        w = ChunkWriter(cfg.model_name)
+        w = ChunkWriter(req.model)
         delta: dict = {"role": "assistant", "content": content}
         if calls:
             delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(calls)]
@@ -230,7 +260,7 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
         events.append(w.done())
         return StreamingResponse(iter(events), media_type="text/event-stream")
 
-    async def _stream(req: ChatRequest, prompt: str, sampling: tuple) -> StreamingResponse:
+    async def _stream(req: ChatRequest, engine: ModelEngine, prompt: str, sampling: tuple) -> StreamingResponse:
         admission.enter()
         got = {"lock": False}
 
@@ -249,7 +279,7 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter) ->
             raise
         stats: dict = {}
         pieces = engine.stream(prompt, *sampling, stats=stats)
-        w = ChunkWriter(cfg.model_name)
+        w = ChunkWriter(req.model)
         end = object()
 
         async def events():

@@ -88,6 +88,12 @@ class ChatRequest(_Loose):
     tool_choice: str | dict | None = None
 
 
+class EmbeddingRequest(_Loose):
+    model: str
+    input: str | list[str] = Field(description="a text or a list of texts (token-id input is not supported)")
+    encoding_format: Literal["float"] = "float"
+
+
 class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str

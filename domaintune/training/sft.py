@@ -20,7 +20,7 @@ from trl import SFTConfig, SFTTrainer
 
 from domaintune.io import atomic_path, read_jsonl
 from domaintune.memory import peak_mem_mb
-from domaintune.modeling.chat_format import tokenize_with_mask
+from domaintune.modeling.chat_format import tokenize_row
 from domaintune.modeling.merge import DELTA_FILE
 from domaintune.params import LoraParams, PhaseParams
 from domaintune.training import auto_size
@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 
 
 def tokenize_records(tok, rows: list[dict], max_length: int | None) -> tuple[Dataset, int]:
-    """Tokenize records with loss masks; drop (and count) the ones longer than ``max_length``
-    rather than train on a truncated answer without its end-of-turn token."""
+    """Tokenize chat records (or plain-text rows) with loss masks; drop (and count) the ones longer
+    than ``max_length`` rather than train on a truncated answer without its end-of-turn token."""
     kept, too_long = [], 0
     for row in rows:
-        enc = tokenize_with_mask(tok, row["messages"], row.get("tools"))
+        enc = tokenize_row(tok, row)
         if max_length is not None and len(enc["input_ids"]) > max_length:
             too_long += 1
             continue

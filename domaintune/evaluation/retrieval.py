@@ -1,0 +1,57 @@
+"""Retrieval quality and speed of an embedder: recall@k and MRR@n on held-out questions, searched
+against the whole catalog index (every destination's passages), and the time one query takes."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+
+def encode(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                        show_progress_bar=False)
+
+
+def rank(query_vecs: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    """Top ``n`` passage indices per query by cosine similarity (vectors are normalized).
+    Exact search: 2,000 passages are a matrix product; an ANN index would only add error."""
+    scores = query_vecs @ index.T
+    top = np.argpartition(-scores, min(n, scores.shape[1] - 1), axis=1)[:, :n]
+    order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
+    return np.take_along_axis(top, order, axis=1)
+
+
+def score_retrieval(model, corpus: list[dict], test: list[dict], k: list[int], mrr_at: int) -> dict:
+    """``test`` rows: ``{"query", "facet", "relevant": [ids]}``; ``corpus`` rows: ``{"id", "text"}``."""
+    ids = [p["id"] for p in corpus]
+    index = encode(model, [p["text"] for p in corpus])
+    top = rank(encode(model, [t["query"] for t in test]), index, max([*k, mrr_at]))
+    first_hit = []  # rank (0-based) of the first relevant passage, or None
+    for row, hits in zip(test, top, strict=True):
+        ranked = [ids[j] for j in hits]
+        first_hit.append(next((i for i, pid in enumerate(ranked) if pid in row["relevant"]), None))
+    n = len(test)
+    out = {f"recall@{x}": sum(h is not None and h < x for h in first_hit) / n for x in k}
+    out[f"mrr@{mrr_at}"] = sum(1 / (h + 1) for h in first_hit if h is not None and h < mrr_at) / n
+    facets = sorted({t["facet"] for t in test})
+    out["recall@5_by_facet"] = {f: sum(h is not None and h < 5 for h, t in zip(first_hit, test, strict=True)
+                                       if t["facet"] == f) / sum(t["facet"] == f for t in test) for f in facets}
+    out["queries"] = n
+    out["index_passages"] = len(corpus)
+    out["_first_hit"] = first_hit
+    return out
+
+
+def query_latency(model, corpus: list[dict], queries: list[str], n: int = 10) -> dict:
+    """One query at a time (what a server answering one user does): encode it, search the index."""
+    index = encode(model, [p["text"] for p in corpus])
+    times = []
+    for q in queries:
+        start = time.perf_counter()
+        rank(encode(model, [q]), index, n)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {"p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))],
+            "queries": len(times), "index_passages": len(corpus)}
