@@ -384,6 +384,7 @@ class PersonaEval(Strict):
     style_threshold: Fraction = Field(0.5, description="an answer is in the voice when P(style) >= this")
     tfidf_c: float = Field(10.0, gt=0)
     tool_examples: PosInt = 20
+    tool_max_new_tokens: PosInt = 64
     batch_size: PosInt = 16
     # retention: the same eval.choices items the reference (the base) was scored on
 

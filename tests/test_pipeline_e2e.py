@@ -124,6 +124,34 @@ def test_every_metrics_file_holds_finite_numbers(repo):
         assert f"metrics/{name}.json" in shown
 
 
+def test_agents_train_and_report_under_their_names(repo):
+    """Both agents of params.yaml ran as their own stages on smoke params: a chat agent (text phase,
+    then chat SFT, from the specialist) and an embedding agent (contrastive, from the bundled MiniLM)."""
+    persona = json.loads((repo / "metrics/agents/persona.json").read_text())
+    retrieval = json.loads((repo / "metrics/agents/retrieval.json").read_text())
+    for m in (persona, retrieval):
+        assert m["enabled"] is True and all(math.isfinite(x) for x in finite_numbers(m))
+    assert persona["training"]["text"]["steps"] == 2 and persona["training"]["chat"]["steps"] == 2
+    assert persona["base"]["perplexity_heldout_passages"] > 1 and 0 <= persona["agent"]["style_share"] <= 1
+    assert persona["retention"]["examples"] == 12 and persona["tools"]["examples"] == 2
+    assert persona["data"]["dropped"]["twain/huckleberry_finn.txt"]["headings"] == 10
+    assert (repo / "models/agents/persona/model.safetensors").exists()
+    assert retrieval["training"]["steps"] == 2 and retrieval["base"]["index_passages"] == 1842
+    assert 0 < retrieval["base"]["recall@5"] <= 1 and "mrr@10" in retrieval["trained"]
+    assert (repo / "models/agents/retrieval/model.safetensors").exists()
+    shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)
+    assert "metrics/agents/persona.json" in shown and "metrics/agents/retrieval.json" in shown
+    # a change to one agent's params touches that agent's stages and nothing else
+    params = (repo / "params.yaml").read_text()
+    apply_overrides(repo / "params.yaml", {"agents.retrieval.train.learning_rate": 1.0e-4})
+    try:
+        status = run([sys.executable, "-m", "dvc", "status"], repo)
+    finally:
+        (repo / "params.yaml").write_text(params)
+    changed = sorted(line.rstrip(":") for line in status.splitlines() if line and not line[0].isspace())
+    assert changed == ["agent_data@retrieval", "agent_evaluate@retrieval", "agent_train@retrieval"], status
+
+
 def test_report_shows_three_models_side_by_side(repo):
     report = (repo / "reports/comparison.md").read_text()
     lines = report.splitlines()
@@ -190,7 +218,9 @@ def test_eval_param_reruns_only_evaluation_and_metrics_diff_shows_it(repo):
     apply_overrides(repo / "params.yaml", {"eval.choices_examples": 8})
     out = run([sys.executable, "-m", "dvc", "repro"], repo)
     ran = sorted(line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage"))
-    assert ran == ["evaluate@base", "evaluate@instruct", "evaluate@specialist", "report", "summarize"], ran
+    # and the persona's evaluation, whose retention is scored on the base's items (not the retrieval agent's)
+    assert ran == ["agent_evaluate@persona", "evaluate@base", "evaluate@instruct", "evaluate@specialist", "report",
+                   "summarize"], ran
     after = commit_all(repo, "fewer retention items")
     table = metrics_diff_md(repo, before, after)
     assert table.startswith("| Path") and "| Metric" in table and "| Change" in table, table

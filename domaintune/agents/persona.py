@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from domaintune.agents import data_dir, model_dir
@@ -68,33 +69,48 @@ def evaluate(name: str, agent: ChatAgent, p: Params) -> tuple[dict, dict]:
     reference = json.loads(Path(agent.reference).read_text(encoding="utf-8"))
     items = _sample(build_items(p.eval.choices, p.eval.choices_generated, p.seed), p.eval.choices_examples,
                     p.seed, "eval-choices")  # the same items the reference was scored on
-    tool_params = p.model_copy(update={"eval": p.eval.model_copy(update={"tool_examples": e.tool_examples})})
+    tool_eval = {"tool_examples": e.tool_examples, "tool_max_new_tokens": e.tool_max_new_tokens,
+                 "batch_size": e.batch_size}
+    tool_params = p.model_copy(update={"eval": p.eval.model_copy(update=tool_eval)})
     tool_test = read_jsonl(data / "tool_test.jsonl")
     m: dict = {}
     details: dict = {"prompts": prompts}
+    seconds: dict[str, float] = {}
+
+    def timed(step: str, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        seconds[step] = round(time.perf_counter() - start, 1)
+        log.info("%s: %s done in %.1f s", name, step, seconds[step])
+        return out
+
     for which, path in (("base", agent.base), ("agent", model_dir(name))):
         model, tok = load_model(path)
-        answers = _answers(model, tok, prompts, agent)
+        answers = timed(f"{which}_answers", _answers, model, tok, prompts, agent)
         probs = style_scores(clf, answers)
-        m[which] = {"perplexity_heldout_passages": perplexity(model, tok, passages, e.batch_size)["perplexity"],
+        # two at a time: 650-token passages in bigger batches only add padding and logits memory
+        ppl = timed(f"{which}_perplexity", perplexity, model, tok, passages, 2)
+        m[which] = {"perplexity_heldout_passages": ppl["perplexity"],
                     "style_share": sum(x >= e.style_threshold for x in probs) / len(probs),
                     "style_mean_p": sum(probs) / len(probs)}
         details[which] = [{"answer": a, "p_style": round(x, 4)} for a, x in zip(answers, probs, strict=True)]
         if which == "agent":
-            tools = score_tools(model, tok, tool_test, tool_params)
+            tools = timed("tools", score_tools, model, tok, tool_test, tool_params)
             details["tool_samples"] = tools.pop("samples")
             m["tools"] = tools
-            choices = score_choices(model, tok, items, p.eval.batch_size)
+            choices = timed("choices", score_choices, model, tok, items, p.eval.batch_size)
             base_choices = reference["choices"]
             m["retention"] = {
                 "score": choices["score"] / base_choices["score"], "agent_choices": choices["score"],
                 "base_choices": base_choices["score"], "examples": choices["examples"],
                 "ci95": ratio_interval(base_choices["correct"], choices["correct"])}
         del model
+    m["start_model"] = agent.base  # "base" above: the model the agent was trained from
     m["perplexity_reduction"] = 1 - (m["agent"]["perplexity_heldout_passages"]
                                      / m["base"]["perplexity_heldout_passages"])
     training = json.loads((model_dir(name) / "training.json").read_text(encoding="utf-8"))
     m["training"] = {ph: {k: training[ph][k] for k in ("train_loss", "runtime_s", "steps", "train_examples",
                                                        "tokens_per_s", "too_long_removed")} for ph in training}
+    details["seconds"] = seconds
     m["data"] = json.loads((data / "stats.json").read_text(encoding="utf-8"))
     return details, m
