@@ -235,3 +235,21 @@ def test_serve_agents_refuses_an_unknown_or_untrained_agent(params, monkeypatch,
         load_agents(ServeParams(agents=["nope"]), params.agents)
     with pytest.raises(ModelNotFound, match=r"agent 'retrieval' not trained; run `dvc repro agent_train@retrieval`"):
         load_agents(ServeParams(agents=["retrieval"]), params.agents)
+
+
+def test_a_disabled_agent_writes_stubs_and_an_unknown_one_is_named(in_repo_copy, monkeypatch):
+    import sys
+
+    from domaintune.pr_metrics import apply_overrides
+    from stages import agent_data, agent_evaluate, agent_train
+
+    apply_overrides(in_repo_copy / "params.yaml", {"agents.persona.enabled": False})
+    for stage in (agent_data, agent_train, agent_evaluate):
+        monkeypatch.setattr(sys, "argv", ["stage", "persona"])
+        stage.main()
+    assert json.loads((in_repo_copy / "metrics/agents/persona.json").read_text()) == {"enabled": False}
+    assert json.loads((in_repo_copy / "data/agents/persona/stats.json").read_text()) == {"enabled": False}
+    assert (in_repo_copy / "models/agents/persona/disabled.json").exists()
+    monkeypatch.setattr(sys, "argv", ["stage", "travel2"])
+    with pytest.raises(InputError, match=r"agents\.travel2: no such agent \(have: persona, retrieval\)"):
+        agent_data.main()

@@ -50,7 +50,7 @@ def repo(tmp_path_factory, root):
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke"]):
         subprocess.run(cmd, cwd=dst, check=True)
-    run([sys.executable, "-m", "dvc", "repro"], dst)
+    run([sys.executable, "-m", "dvc", "repro"], dst, timeout=1800)  # ~10 min alone; a limit, not a target
     return dst
 
 

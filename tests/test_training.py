@@ -31,7 +31,8 @@ transformers.Trainer.training_step = training_step
 cfg = json.loads(sys.argv[1])
 m = train_adapter(cfg["base"], cfg["train"], cfg["val"], cfg["out"], PhaseParams(**cfg["phase"]),
                   LoraParams(**cfg["lora"]), 7, cfg["ckpt"], cfg["live"])
-print("METRICS" + json.dumps(m))
+import os
+os.write(1, ("\\nMETRICS" + json.dumps(m) + "\\n").encode())  # one write: the two ranks' reports never interleave
 """
 
 
@@ -220,7 +221,9 @@ def test_ddp_launch_trains_on_two_cpu_processes_and_saves_one_adapter(tiny, tmp_
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600,
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    reports = [json.loads(line.split("METRICS", 1)[1]) for line in proc.stdout.splitlines() if "METRICS" in line]
+    # raw_decode: the other rank's progress output may follow the report on its line
+    reports = [json.JSONDecoder().raw_decode(line.split("METRICS", 1)[1])[0]
+               for line in proc.stdout.splitlines() if "METRICS" in line]
     assert len(reports) == 2  # both processes finished train_adapter
     ranks = reports[0]["ranks"]
     assert reports[0]["world_size"] == 2 and sorted(r["rank"] for r in ranks) == [0, 1]
