@@ -296,12 +296,20 @@ class ServeParams(Strict):
     queue_timeout_s: float = Field(30.0, gt=0, description="a chat request waiting longer for the model gets 503")
     agents: list[str] = Field(default_factory=list, description="agents (params.yaml agents) served beside "
                               "the specialist, each under its name in the `model` field")
+    grounding: bool = Field(False, description="add the grounding agent's top passages to the specialist's "
+                            "chats without tools (the `grounding` section says which agent and how many)")
     max_message_chars: PosInt = 8000
     max_messages: PosInt = 64
     max_new_tokens: PosInt = 512
     tiers: list[Annotated[ModelTier | ClassifierTier | KeywordTier, Field(discriminator="kind")]] = Field(
         default_factory=lambda: [ModelTier(kind="model"), KeywordTier(kind="keywords")])
     default_intent: str = "general"
+
+
+class GroundingParams(Strict):
+    """Retrieval-augmented travel answers: the ``ground`` stage's comparison and ``serve.grounding``."""
+    agent: str = Field("retrieval", description="an embedding agent of `agents`: its model and passage corpus")
+    top_k: PosInt = Field(3, description="passages added to the system prompt")
 
 
 class ExportParams(Strict):
@@ -415,6 +423,16 @@ class Params(Strict):
     export: ExportParams = Field(default_factory=ExportParams)
     embedder: EmbedderParams = Field(default_factory=EmbedderParams)
     agents: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], Agent] = Field(default_factory=dict)
+    grounding: GroundingParams = Field(default_factory=GroundingParams)
+
+    @model_validator(mode="after")
+    def _grounding_agent(self) -> Params:
+        name = self.grounding.agent
+        # the ground stage's deps name models/agents/<grounding.agent>: it must exist whenever agents do
+        if (self.serve.grounding or self.agents) and getattr(self.agents.get(name), "kind", None) != "embedding":
+            have = sorted(n for n, a in self.agents.items() if a.kind == "embedding")
+            raise ValueError(f"grounding.agent: {name!r} is not an embedding agent of `agents` (those: {have})")
+        return self
 
     def lora_for(self, phase: str) -> LoraParams:
         """The shared ``lora`` section with the phase's ``train.<phase>.lora`` overrides applied."""

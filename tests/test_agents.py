@@ -138,19 +138,20 @@ def test_retrieval_pairs_hold_out_destinations_and_templates(params):
 
 def test_retrieval_metrics_on_the_real_embedder(embedder_dir, params):
     from domaintune.evaluation.retrieval import query_latency, score_retrieval
-    from domaintune.modeling.embedder import load_embedder
+    from domaintune.modeling.embedder import encode, load_embedder
 
     rows, _ = build_retrieval(params.agents["retrieval"].data, params.seed)
     keep = {"Spain", "Japan", "Nepal"}
     corpus = [p for p in rows["corpus"] if p["dest"] in keep]
     test = [t for t in rows["test"] if t["dest"] in keep]
     model = load_embedder(embedder_dir)
-    m = score_retrieval(model, corpus, test, [1, 5], 10)
+    index = encode(model, [p["text"] for p in corpus])
+    m = score_retrieval(model, corpus, index, test, [1, 5], 10)
     assert 0 < m["recall@1"] <= m["recall@5"] <= 1 and m["recall@1"] <= m["mrr@10"] <= 1
     # a question whose only relevant passage is removed from the index can never be found
     broken = [{**t, "relevant": ["nowhere#0"]} for t in test]
-    assert score_retrieval(model, corpus, broken, [5], 10)["recall@5"] == 0
-    lat = query_latency(model, corpus, [t["query"] for t in test][:3])
+    assert score_retrieval(model, corpus, index, broken, [5], 10)["recall@5"] == 0
+    lat = query_latency(model, index, [t["query"] for t in test][:3])
     assert lat["queries"] == 3 and lat["p50_ms"] > 0
 
 
@@ -186,23 +187,46 @@ def test_style_classifier_tells_the_corpus_from_plain_answers(root, params, proc
         fit_style([r for r in files["style_fit"] if r["label"] == 1], 10.0, 0)
 
 
-def test_server_lists_agents_routes_by_model_and_embeds(tiny_model, embedder_dir, real_model, root):
+def test_server_lists_agents_routes_by_model_embeds_and_grounds(tiny_model, embedder_dir, real_model, root, params):
     from domaintune.modeling.embedder import load_embedder
+    from domaintune.modeling.grounding import PassageIndex, ground
     from domaintune.params import ServeParams
-    from domaintune.serving.agents import Embedder
+    from domaintune.serving.agents import Embedder, Grounder
     from domaintune.serving.app import create_app
     from domaintune.serving.engine import ModelEngine
     from domaintune.serving.tiers import build_router
     from tests.test_serving import Server
 
     cfg = ServeParams(model_dir=str(tiny_model), model_name="specialist", tiers=[
-        {"kind": "keywords", "file": str(root / "data/raw/serving/intent_keywords.yaml")}], max_new_tokens=8)
+        {"kind": "keywords", "file": str(root / "data/raw/serving/intent_keywords.yaml")}], max_new_tokens=8,
+        grounding=True)
     engine = ModelEngine(tiny_model)
     persona = ModelEngine(real_model)
     model = load_embedder(embedder_dir)
+    rows, _ = build_retrieval(params.agents["retrieval"].data, params.seed)
+    index = PassageIndex(model, [p for p in rows["corpus"] if p["dest"] in {"Japan", "Nepal", "Spain"}])
     app = create_app(cfg, engine, build_router(cfg, engine), {"persona": persona},
-                     {"retrieval": Embedder("retrieval", model, model.get_embedding_dimension())})
+                     {"retrieval": Embedder("retrieval", model, model.get_embedding_dimension())},
+                     grounder=Grounder(index, 2))
     with Server(app) as s, httpx.Client(base_url=s.url, timeout=60) as c:
+        # serve.grounding: the specialist's chat is answered from the prompt with the top passages in it
+        trip = [{"role": "system", "content": "You plan trips."},
+                {"role": "user", "content": "Where should we stay in Kyoto?"}]
+        r = c.post("/v1/chat/completions", json={"model": "specialist", "messages": trip, "max_tokens": 8})
+        ids = r.headers["X-Grounding-Passages"].split(",")
+        by_id = {p["id"]: p for p in index.passages}
+        assert len(ids) == 2 and all(by_id[i]["dest"] == "Japan" for i in ids)
+        grounded = ground(trip, [by_id[i] for i in ids])
+        assert grounded[0]["content"].startswith("You plan trips.\n\n")
+        assert by_id[ids[0]]["text"] in grounded[0]["content"]
+        expect = engine.complete(engine.prompt(grounded, None), 8, 0.0, 1.0, None).text.strip()
+        assert r.json()["choices"][0]["message"]["content"] == expect
+        streamed = c.post("/v1/chat/completions", json={"model": "specialist", "messages": trip, "stream": True})
+        assert streamed.headers["X-Grounding-Passages"] == r.headers["X-Grounding-Passages"]
+        tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+        for other in ({"model": "persona"}, {"model": "specialist", "tools": [tool]}):  # only the specialist's chats
+            r = c.post("/v1/chat/completions", json={"messages": trip, "max_tokens": 4, **other})
+            assert r.status_code == 200 and "X-Grounding-Passages" not in r.headers, other
         listed = {m["id"]: m["kind"] for m in c.get("/v1/models").json()["data"]}
         assert listed == {"specialist": "chat", "persona": "chat", "retrieval": "embedding"}
         ask = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 8}
@@ -222,7 +246,8 @@ def test_server_lists_agents_routes_by_model_and_embeds(tiny_model, embedder_dir
         assert max(abs(a - b) for v, e in zip(vecs, expected, strict=True) for a, b in zip(v, e, strict=True)) < 1e-5
         assert c.post("/v1/embeddings", json={"model": "persona", "input": "x"}).status_code == 404
         assert c.post("/v1/embeddings", json={"model": "retrieval", "input": [""]}).status_code == 400
-        assert c.get("/health").json()["agents"] == ["persona", "retrieval"]
+        health = c.get("/health").json()
+        assert health["agents"] == ["persona", "retrieval"] and health["grounding"] is True
 
 
 def test_serve_agents_refuses_an_unknown_or_untrained_agent(params, monkeypatch, tmp_path):
@@ -237,11 +262,40 @@ def test_serve_agents_refuses_an_unknown_or_untrained_agent(params, monkeypatch,
         load_agents(ServeParams(agents=["retrieval"]), params.agents)
 
 
+def test_grounding_adds_passages_to_the_system_prompt():
+    from domaintune.modeling.grounding import HEADER, ground, query_of
+
+    passages = [{"id": "a", "text": "Gion, Kyoto (Japan): old streets."}, {"id": "b", "text": "JR Pass."}]
+    chat = [{"role": "user", "content": "Plan Japan"}, {"role": "assistant", "content": "How long?"},
+            {"role": "user", "content": "5 days"}]
+    added = ground(chat, passages)
+    assert added[0] == {"role": "system", "content": f"{HEADER}\n- Gion, Kyoto (Japan): old streets.\n- JR Pass."}
+    assert added[1:] == chat and query_of(chat) == "5 days\nPlan Japan"  # newest first: truncation drops the oldest
+    with_system = ground([{"role": "system", "content": "Be brief."}, *chat], passages[:1])
+    assert with_system[0]["content"].startswith("Be brief.\n\n" + HEADER) and len(with_system) == 4
+
+
+def test_grounding_must_name_a_trained_embedding_agent(root, tmp_path, params, monkeypatch):
+    from domaintune.params import ServeParams
+    from domaintune.serving.agents import load_grounder
+    from domaintune.serving.engine import ModelNotFound
+
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["grounding"]["agent"] = "persona"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=r"grounding.agent: 'persona' is not an embedding agent"):
+        load_params(tmp_path / "params.yaml")
+    assert load_grounder(ServeParams(), params.grounding, params.agents) is None  # serve.grounding off
+    monkeypatch.chdir(tmp_path)  # no data/agents or models/agents here
+    with pytest.raises(ModelNotFound, match=r"data/agents/retrieval/corpus.jsonl is missing; run `dvc repro agent_"):
+        load_grounder(ServeParams(grounding=True), params.grounding, params.agents)
+
+
 def test_a_disabled_agent_writes_stubs_and_an_unknown_one_is_named(in_repo_copy, monkeypatch):
     import sys
 
     from domaintune.pr_metrics import apply_overrides
-    from stages import agent_data, agent_evaluate, agent_train
+    from stages import agent_data, agent_evaluate, agent_train, ground
 
     apply_overrides(in_repo_copy / "params.yaml", {"agents.persona.enabled": False})
     for stage in (agent_data, agent_train, agent_evaluate):
@@ -250,6 +304,10 @@ def test_a_disabled_agent_writes_stubs_and_an_unknown_one_is_named(in_repo_copy,
     assert json.loads((in_repo_copy / "metrics/agents/persona.json").read_text()) == {"enabled": False}
     assert json.loads((in_repo_copy / "data/agents/persona/stats.json").read_text()) == {"enabled": False}
     assert (in_repo_copy / "models/agents/persona/disabled.json").exists()
+    apply_overrides(in_repo_copy / "params.yaml", {"agents.retrieval.enabled": False})
+    ground.main()  # nothing to ground on: a stub, with no model loaded
+    assert json.loads((in_repo_copy / "metrics/grounding.json").read_text()) == {"enabled": False,
+                                                                                  "agent": "retrieval"}
     monkeypatch.setattr(sys, "argv", ["stage", "travel2"])
     with pytest.raises(InputError, match=r"agents\.travel2: no such agent \(have: persona, retrieval\)"):
         agent_data.main()

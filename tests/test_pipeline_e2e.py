@@ -139,8 +139,16 @@ def test_agents_train_and_report_under_their_names(repo):
     assert retrieval["training"]["steps"] == 2 and retrieval["base"]["index_passages"] == 1842
     assert 0 < retrieval["base"]["recall@5"] <= 1 and "mrr@10" in retrieval["trained"]
     assert (repo / "models/agents/retrieval/model.safetensors").exists()
+    # the retrieval agent in use: the specialist's travel answers with its passages, beside those without
+    grounding = json.loads((repo / "metrics/grounding.json").read_text())
+    travel = json.loads((repo / "metrics/travel.json").read_text())
+    assert grounding["enabled"] is True and grounding["agent"] == "retrieval" and grounding["top_k"] == 3
+    assert grounding["without"]["seed"] == travel["seed"] and grounding["with"]["examples"] == travel["examples"] == 2
+    assert 0 <= grounding["passages_on_destination"] <= 1 and grounding["with"]["seed"]["requests"] == 5
+    retrieved = json.loads((repo / "evals/grounding.json").read_text())["retrieved"]
+    assert len(retrieved) == 7 and all(len(r["passages"]) == 3 for r in retrieved)
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)
-    assert "metrics/agents/persona.json" in shown and "metrics/agents/retrieval.json" in shown
+    assert all(f"metrics/{m}.json" in shown for m in ("agents/persona", "agents/retrieval", "grounding"))
     # a change to one agent's params touches that agent's stages and nothing else
     params = (repo / "params.yaml").read_text()
     apply_overrides(repo / "params.yaml", {"agents.retrieval.train.learning_rate": 1.0e-4})

@@ -5,9 +5,7 @@ perplexity on held-out passages, style score, tool use and retention."""
 from __future__ import annotations
 
 import json
-import logging
 import shutil
-import time
 from pathlib import Path
 
 from domaintune.agents import data_dir, model_dir
@@ -15,16 +13,17 @@ from domaintune.data.persona import build_persona
 from domaintune.evaluation.choices import build_items, score_choices
 from domaintune.evaluation.generate import generate, load_model
 from domaintune.evaluation.perplexity import perplexity
-from domaintune.evaluation.run import _sample, score_tools
+from domaintune.evaluation.run import score_tools
+from domaintune.evaluation.sampling import sample
 from domaintune.evaluation.style import fit_style, style_scores
 from domaintune.evaluation.summary import ratio_interval
+from domaintune.evaluation.timing import StepTimer
 from domaintune.io import read_jsonl, write_json, write_jsonl
 from domaintune.modeling.chat_format import prompt_text
 from domaintune.modeling.merge import merge_adapter
 from domaintune.params import ChatAgent, Params
 from domaintune.training.sft import train_adapter
 
-log = logging.getLogger(__name__)
 SCRATCH = Path(".cache/agents")  # intermediate adapters and the text-phase model; not outputs
 
 
@@ -67,7 +66,7 @@ def evaluate(name: str, agent: ChatAgent, p: Params) -> tuple[dict, dict]:
     prompts = [r["prompt"] for r in read_jsonl(data / "style_prompts.jsonl")][: e.style_prompts]
     clf = fit_style(read_jsonl(data / "style_fit.jsonl"), e.tfidf_c, p.seed)
     reference = json.loads(Path(agent.reference).read_text(encoding="utf-8"))
-    items = _sample(build_items(p.eval.choices, p.eval.choices_generated, p.seed), p.eval.choices_examples,
+    items = sample(build_items(p.eval.choices, p.eval.choices_generated, p.seed), p.eval.choices_examples,
                     p.seed, "eval-choices")  # the same items the reference was scored on
     tool_eval = {"tool_examples": e.tool_examples, "tool_max_new_tokens": e.tool_max_new_tokens,
                  "batch_size": e.batch_size}
@@ -75,15 +74,7 @@ def evaluate(name: str, agent: ChatAgent, p: Params) -> tuple[dict, dict]:
     tool_test = read_jsonl(data / "tool_test.jsonl")
     m: dict = {}
     details: dict = {"prompts": prompts}
-    seconds: dict[str, float] = {}
-
-    def timed(step: str, fn, *args):
-        start = time.perf_counter()
-        out = fn(*args)
-        seconds[step] = round(time.perf_counter() - start, 1)
-        log.info("%s: %s done in %.1f s", name, step, seconds[step])
-        return out
-
+    timed = StepTimer(name)
     for which, path in (("base", agent.base), ("agent", model_dir(name))):
         model, tok = load_model(path)
         answers = timed(f"{which}_answers", _answers, model, tok, prompts, agent)
@@ -111,6 +102,6 @@ def evaluate(name: str, agent: ChatAgent, p: Params) -> tuple[dict, dict]:
     training = json.loads((model_dir(name) / "training.json").read_text(encoding="utf-8"))
     m["training"] = {ph: {k: training[ph][k] for k in ("train_loss", "runtime_s", "steps", "train_examples",
                                                        "tokens_per_s", "too_long_removed")} for ph in training}
-    details["seconds"] = seconds
+    details["seconds"] = timed.seconds
     m["data"] = json.loads((data / "stats.json").read_text(encoding="utf-8"))
     return details, m

@@ -8,25 +8,14 @@ import time
 
 import numpy as np
 
-
-def encode(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                        show_progress_bar=False)
+from domaintune.modeling.embedder import encode, rank
 
 
-def rank(query_vecs: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
-    """Top ``n`` passage indices per query by cosine similarity (vectors are normalized).
-    Exact search: 2,000 passages are a matrix product; an ANN index would only add error."""
-    scores = query_vecs @ index.T
-    top = np.argpartition(-scores, min(n, scores.shape[1] - 1), axis=1)[:, :n]
-    order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
-    return np.take_along_axis(top, order, axis=1)
-
-
-def score_retrieval(model, corpus: list[dict], test: list[dict], k: list[int], mrr_at: int) -> dict:
-    """``test`` rows: ``{"query", "facet", "relevant": [ids]}``; ``corpus`` rows: ``{"id", "text"}``."""
+def score_retrieval(model, corpus: list[dict], index: np.ndarray, test: list[dict], k: list[int],
+                    mrr_at: int) -> dict:
+    """``test`` rows: ``{"query", "facet", "relevant": [ids]}``; ``corpus`` rows: ``{"id", "text"}``;
+    ``index``: the corpus encoded by ``model`` (:func:`encode`)."""
     ids = [p["id"] for p in corpus]
-    index = encode(model, [p["text"] for p in corpus])
     top = rank(encode(model, [t["query"] for t in test]), index, max([*k, mrr_at]))
     first_hit = []  # rank (0-based) of the first relevant passage, or None
     for row, hits in zip(test, top, strict=True):
@@ -44,9 +33,8 @@ def score_retrieval(model, corpus: list[dict], test: list[dict], k: list[int], m
     return out
 
 
-def query_latency(model, corpus: list[dict], queries: list[str], n: int = 10) -> dict:
+def query_latency(model, index: np.ndarray, queries: list[str], n: int = 10) -> dict:
     """One query at a time (what a server answering one user does): encode it, search the index."""
-    index = encode(model, [p["text"] for p in corpus])
     times = []
     for q in queries:
         start = time.perf_counter()
@@ -54,4 +42,4 @@ def query_latency(model, corpus: list[dict], queries: list[str], n: int = 10) ->
         times.append((time.perf_counter() - start) * 1000)
     times.sort()
     return {"p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))],
-            "queries": len(times), "index_passages": len(corpus)}
+            "queries": len(times), "index_passages": len(index)}

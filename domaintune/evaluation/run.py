@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from domaintune.data.catalog import DestinationFile
@@ -17,10 +17,11 @@ from domaintune.evaluation.intent import parse_intent, score_intents
 from domaintune.evaluation.label_scoring import LabelScorer
 from domaintune.evaluation.latency import measure_latency, percentile
 from domaintune.evaluation.perplexity import perplexity
-from domaintune.evaluation.questions import load_questions
+from domaintune.evaluation.questions import Questions, load_questions
 from domaintune.evaluation.retention import score_probes
 from domaintune.evaluation.sampling import intent_rows
 from domaintune.evaluation.sampling import sample as _sample
+from domaintune.evaluation.timing import StepTimer
 from domaintune.evaluation.tools import answer_turn, call_turn, score_grounding, score_tool_calls
 from domaintune.evaluation.travel import plan_request, score_answer, score_travel
 from domaintune.io import read_jsonl
@@ -78,22 +79,42 @@ def score_tools(model, tok, test: list[dict], p: Params) -> dict:
             "samples": _samples([{"messages": call_turn(r)} for r in rows], calls)}
 
 
-def _travel(model, tok, test: list[dict], p: Params, questions, catalog: dict) -> dict:
-    """Held-out plan requests (destinations no training plan visits) and the fixed seed requests."""
-    e = p.eval
+def travel_inputs(p: Params) -> tuple[dict, Questions]:
+    """The catalog (which named places exist, per destination) and the fixed questions (eval.*)."""
+    catalog = {d.name: d for d in load_checked(p.eval.catalog, DestinationFile).destinations}
+    return catalog, load_questions(p.eval.questions, set(catalog))
+
+
+def travel_conversations(test: list[dict], p: Params, questions) -> tuple[list[dict], list[list[dict]]]:
+    """Held-out plan requests (destinations no training plan visits), then the fixed seed requests:
+    (the plan records, every conversation to answer, plans first)."""
     plans = [r for r in test if r["task"] == "travel" and r["meta"].get("kind") in ("plan", "clarify")]
-    plans = _sample(plans, e.travel_examples, p.seed, "eval-travel")
+    plans = _sample(plans, p.eval.travel_examples, p.seed, "eval-travel")
     system = plans[0]["messages"][0] if plans and plans[0]["messages"][0]["role"] == "system" else None
     seed_msgs = [[*([system] if system else []), {"role": "user", "content": q.request},
                   {"role": "assistant", "content": "-"}] for q in questions.travel]
-    prompts = [prompt_text(tok, r["messages"]) for r in plans] + [prompt_text(tok, m) for m in seed_msgs]
-    outs = generate(model, tok, prompts, e.travel_max_new_tokens, e.batch_size)
+    return plans, [r["messages"] for r in plans] + seed_msgs
+
+
+def score_travel_answers(model, tok, test: list[dict], p: Params, questions, catalog: dict,
+                         ground: Callable[[list[list[dict]]], tuple[list[list[dict]], list]] | None = None) -> dict:
+    """The travel checks on held-out plans and seed requests. ``ground`` (the ``ground`` stage) rewrites
+    the conversations first and says what it added, per conversation (kept under ``grounding``)."""
+    e = p.eval
+    plans, conversations = travel_conversations(test, p, questions)
+    added = None
+    if ground is not None:
+        conversations, added = ground(conversations)
+    outs = generate(model, tok, [prompt_text(tok, c) for c in conversations], e.travel_max_new_tokens, e.batch_size)
     plan_out, seed_out = outs[: len(plans)], outs[len(plans):]
     seeds = [{"request": q.request, "answer": o,
               **score_answer(o, q.destinations, catalog, q.budget, q.currency), "plan": q.plan}
              for q, o in zip(questions.travel, seed_out, strict=True)]
-    return {**score_travel(plan_out, [plan_request(r) for r in plans], catalog), "seed": seeds,
-            "samples": _samples(plans, plan_out, n=2)}
+    out = {**score_travel(plan_out, [plan_request(r) for r in plans], catalog), "seed": seeds,
+           "samples": _samples(plans, plan_out, n=2)}
+    if added is not None:
+        out["grounding"] = added
+    return out
 
 
 def _general_answers(model, tok, questions, p: Params) -> list[dict]:
@@ -115,17 +136,9 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params,
         raise ValueError(f"unknown evaluation tasks {sorted(unknown)}; known: {', '.join(EVAL_TASKS)}")
     test = read_jsonl(test_path)
     e = p.eval
-    catalog = {d.name: d for d in load_checked(e.catalog, DestinationFile).destinations}
-    questions = load_questions(e.questions, set(catalog))
-    seconds: dict[str, float] = {}  # where evaluation time goes, per task (evals/<model>.json)
-
-    def timed(name: str, fn, *args):
-        t = time.perf_counter()
-        out = fn(*args)
-        seconds[name] = round(time.perf_counter() - t, 1)
-        log.info("%s: %s done in %.1f s", model_dir, name, seconds[name])
-        return out
-
+    catalog, questions = travel_inputs(p)
+    timed = StepTimer(str(model_dir))  # where evaluation time goes, per task (evals/<model>.json)
+    seconds = timed.seconds
     model, tok = timed("load", load_model, model_dir)
     labels = list(INTENTS)
     out: dict = {"tasks": sorted(tasks)}
@@ -177,7 +190,7 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params,
     if "tools" in tasks:
         out["tools"] = timed("tools", score_tools, model, tok, test, p)
     if "travel" in tasks:
-        out["travel"] = timed("travel", _travel, model, tok, test, p, questions, catalog)
+        out["travel"] = timed("travel", score_travel_answers, model, tok, test, p, questions, catalog)
     if "general_answers" in tasks:
         out["general_answers"] = timed("general_answers", _general_answers, model, tok, questions, p)
     return {**out, "samples": samples, "seconds": {**seconds, "total": round(sum(seconds.values()), 1)}}

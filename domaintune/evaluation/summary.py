@@ -97,6 +97,11 @@ def _per_model(evals: dict[str, dict], key: str, keys: tuple[str, ...]) -> dict:
     return out
 
 
+def travel_headline(travel: dict) -> dict:
+    """One model's travel figures, laid out as metrics/travel.json shows the final model's."""
+    return {**{k: travel[k] for k in TRAVEL_KEYS}, "seed": _seed_summary(travel["seed"])}
+
+
 def _seed_summary(seeds: list[dict]) -> dict:
     """The fixed seed requests (destinations seen in training, phrasings not): plans only for the budget
     and follow-up checks, every request for named places."""

@@ -11,6 +11,8 @@ import importlib
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from domaintune.cli import InputError
 from domaintune.io import atomic_path
 from domaintune.params import EMBEDDED, EmbedderParams
@@ -24,6 +26,20 @@ def load_embedder(model_dir: str | Path, device: str | None = None):
         raise InputError(f"{model_dir}: not a sentence-transformers model (no modules.json); "
                          "run `dvc repro prepare_embedder`")
     return SentenceTransformer(str(model_dir), device=device or "cpu", trust_remote_code=False)
+
+
+def encode(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                        show_progress_bar=False)
+
+
+def rank(query_vecs: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    """Top ``n`` passage indices per query by cosine similarity (vectors are normalized).
+    Exact search: 2,000 passages are a matrix product; an ANN index would only add error."""
+    scores = query_vecs @ index.T
+    top = np.argpartition(-scores, min(n, scores.shape[1] - 1), axis=1)[:, :n]
+    order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
+    return np.take_along_axis(top, order, axis=1)
 
 
 def prepare_embedder(cfg: EmbedderParams, out_dir: str | Path) -> None:

@@ -6,6 +6,7 @@
     python -m domaintune.serving classify "where can I eat near Taksim?" "selam naber"
     python -m domaintune.serving --set batch_max=1 serve      # any serve.* key, for this run only
     python -m domaintune.serving --set "agents=[persona, retrieval]" serve   # agents beside the specialist
+    python -m domaintune.serving --set grounding=true serve   # travel chats get the retrieval agent's passages
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from domaintune.classifiers.keywords import KeywordFileError
-from domaintune.params import ParamsError, ServeParams, load_params
+from domaintune.params import Params, ParamsError, ServeParams, load_params
 from domaintune.serving.engine import ModelEngine, ModelNotFound
 
 
@@ -40,15 +41,16 @@ def _config(args: argparse.Namespace) -> ServeParams:
         raise ParamsError(f"serve settings: {e}") from None
 
 
-def _serve(cfg: ServeParams, agents: dict) -> None:
+def _serve(cfg: ServeParams, params: Params) -> None:
     import uvicorn
 
-    from domaintune.serving.agents import load_agents
+    from domaintune.serving.agents import load_agents, load_grounder
     from domaintune.serving.app import create_app
     from domaintune.serving.tiers import build_router
 
     engine = ModelEngine.serving(cfg, background=True)  # with serve.compile: listening at once, compiled soon
-    app = create_app(cfg, engine, build_router(cfg, engine), *load_agents(cfg, agents))
+    app = create_app(cfg, engine, build_router(cfg, engine), *load_agents(cfg, params.agents),
+                     grounder=load_grounder(cfg, params.grounding, params.agents))
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         logging.warning("listening on %s: reachable from other machines%s", cfg.host,
                         "" if os.environ.get(cfg.api_key_env) else f", and {cfg.api_key_env} is not set: no API key")
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cfg = _config(args)
         if args.command == "serve":
-            _serve(cfg, load_params(args.params).agents)
+            _serve(cfg, load_params(args.params))
         elif args.command == "chat":
             _chat(cfg, args.message, args.system, args.max_tokens)
         else:

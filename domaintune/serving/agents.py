@@ -7,7 +7,8 @@ import threading
 from dataclasses import dataclass, field
 
 from domaintune.agents import model_dir
-from domaintune.params import Agent, ServeParams
+from domaintune.cli import InputError
+from domaintune.params import Agent, GroundingParams, ServeParams
 from domaintune.serving.engine import ModelEngine, ModelNotFound
 
 
@@ -47,3 +48,37 @@ def load_agents(cfg: ServeParams, agents: dict[str, Agent]) -> tuple[dict[str, M
         else:
             chats[name] = ModelEngine(path, cfg.inference, max_chats=cfg.max_chats, batch_max=cfg.batch_max)
     return chats, embedders
+
+
+@dataclass
+class Grounder:
+    """``serve.grounding``: a chat's messages with the grounding agent's top passages in the system prompt."""
+    index: object  # a domaintune.modeling.grounding.PassageIndex
+    top_k: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, messages: list[dict]) -> tuple[list[dict], list[str]]:
+        """(the grounded messages, the ids of the passages added)."""
+        from domaintune.modeling.grounding import ground_all
+
+        with self.lock:
+            (grounded,), (ids,) = ground_all(self.index, [messages], self.top_k)
+        return grounded, ids
+
+
+def load_grounder(cfg: ServeParams, grounding: GroundingParams, agents: dict[str, Agent]) -> Grounder | None:
+    """The grounding agent's passage index when ``serve.grounding`` is on; a disabled or untrained
+    agent stops the server with its name."""
+    if not cfg.grounding:
+        return None
+    from domaintune.modeling.grounding import PassageIndex
+
+    name = grounding.agent
+    if getattr(agents.get(name), "kind", None) != "embedding":
+        raise ModelNotFound(f"serve.grounding: grounding.agent {name!r} is not an embedding agent in params.yaml")
+    if not agents[name].enabled:
+        raise ModelNotFound(f"serve.grounding: grounding.agent {name!r} is disabled (agents.{name}.enabled: false)")
+    try:
+        return Grounder(PassageIndex.for_agent(name), grounding.top_k)
+    except InputError as e:
+        raise ModelNotFound(f"serve.grounding: {e}") from None

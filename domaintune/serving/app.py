@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domaintune.params import ServeParams
-from domaintune.serving.agents import Embedder
+from domaintune.serving.agents import Embedder, Grounder
 from domaintune.serving.engine import ModelEngine
 from domaintune.serving.openai_schema import (
     APIError,
@@ -99,8 +99,11 @@ def _validation_message(err: RequestValidationError) -> tuple[str, str | None]:
 
 
 def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter,
-               agents: dict[str, ModelEngine] | None = None, embedders: dict[str, Embedder] | None = None) -> FastAPI:
-    """``engine`` serves ``serve.model_name``; ``agents`` and ``embedders`` serve under their names."""
+               agents: dict[str, ModelEngine] | None = None, embedders: dict[str, Embedder] | None = None,
+               grounder: Grounder | None = None) -> FastAPI:
+    """``engine`` serves ``serve.model_name``; ``agents`` and ``embedders`` serve under their names.
+    ``grounder`` (``serve.grounding``) adds catalog passages to ``serve.model_name``'s chats without
+    tools; the response's ``X-Grounding-Passages`` header lists their ids."""
     chats = {cfg.model_name: engine, **(agents or {})}
     embedders = embedders or {}
     app = FastAPI(title="domaintune", summary="OpenAI-compatible API and intent router for the domain model")
@@ -154,7 +157,7 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter,
     async def health() -> dict:
         return {"status": "warming" if engine.warming else "ok", "model": cfg.model_name,
                 "model_dir": str(engine.model_dir),
-                "agents": sorted(chats.keys() - {cfg.model_name} | embedders.keys()),
+                "agents": sorted(chats.keys() - {cfg.model_name} | embedders.keys()), "grounding": grounder is not None,
                 **engine.describe(), "max_chats": engine.max_chats, "load_s": round(engine.load_s, 3),
                 "pending": admission.n, "max_pending": cfg.max_pending,
                 "tiers": [{"name": t.name, "available": t.available, "threshold": t.threshold,
@@ -228,6 +231,10 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter,
                            "model", "model_not_found")
         engine = chats[req.model]
         messages, tools = to_chat(req, cfg.max_message_chars, cfg.max_messages)
+        headers = {}
+        if grounder is not None and req.model == cfg.model_name and not tools:  # a tool call needs no catalog
+            messages, ids = await run_in_threadpool(grounder, messages)
+            headers["X-Grounding-Passages"] = ",".join(ids)
         max_new = min(req.max_completion_tokens or req.max_tokens or cfg.max_new_tokens, cfg.max_new_tokens)
         prompt = engine.prompt(messages, tools)
         n_prompt = len(engine.tok(prompt, add_special_tokens=False)["input_ids"])
@@ -236,7 +243,9 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter,
                            f"{engine.max_context}", "messages", "context_length_exceeded")
         sampling = (max_new, req.temperature, req.top_p, req.seed)
         if req.stream and not tools:
-            return await _stream(req, engine, prompt, sampling)
+            streamed = await _stream(req, engine, prompt, sampling)
+            streamed.headers.update(headers)
+            return streamed
         admission.enter()
         try:
             done = await run_in_threadpool(locked, engine, engine.complete, prompt, *sampling)
@@ -248,7 +257,8 @@ def create_app(cfg: ServeParams, engine: ModelEngine, router: FallbackRouter,
             metrics.invalid.labels("chat_tool_call").inc()
         finish = "tool_calls" if calls else done.finish_reason
         if not req.stream:
-            return completion_body(req.model, content, calls, finish, done.prompt_tokens, done.completion_tokens)
+            return JSONResponse(completion_body(req.model, content, calls, finish, done.prompt_tokens,
+                                                done.completion_tokens), headers=headers)
         # Tools and streaming: a call is only known once complete, so the answer comes as one delta.
         w = ChunkWriter(req.model)
         delta: dict = {"role": "assistant", "content": content}
