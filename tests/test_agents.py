@@ -138,20 +138,20 @@ def test_retrieval_pairs_hold_out_destinations_and_templates(params):
 
 def test_retrieval_metrics_on_the_real_embedder(embedder_dir, params):
     from domaintune.evaluation.retrieval import query_latency, score_retrieval
-    from domaintune.modeling.embedder import encode, load_embedder
+    from domaintune.modeling.embedder import load_embedder
+    from domaintune.modeling.grounding import PassageIndex
 
     rows, _ = build_retrieval(params.agents["retrieval"].data, params.seed)
     keep = {"Spain", "Japan", "Nepal"}
     corpus = [p for p in rows["corpus"] if p["dest"] in keep]
     test = [t for t in rows["test"] if t["dest"] in keep]
-    model = load_embedder(embedder_dir)
-    index = encode(model, [p["text"] for p in corpus])
-    m = score_retrieval(model, corpus, index, test, [1, 5], 10)
+    index = PassageIndex(load_embedder(embedder_dir), corpus)
+    m = score_retrieval(index, test, [1, 5], 10)
     assert 0 < m["recall@1"] <= m["recall@5"] <= 1 and m["recall@1"] <= m["mrr@10"] <= 1
     # a question whose only relevant passage is removed from the index can never be found
     broken = [{**t, "relevant": ["nowhere#0"]} for t in test]
-    assert score_retrieval(model, corpus, index, broken, [5], 10)["recall@5"] == 0
-    lat = query_latency(model, index, [t["query"] for t in test][:3])
+    assert score_retrieval(index, broken, [5], 10)["recall@5"] == 0
+    lat = query_latency(index, [t["query"] for t in test][:3])
     assert lat["queries"] == 3 and lat["p50_ms"] > 0
 
 
@@ -289,6 +289,26 @@ def test_grounding_must_name_a_trained_embedding_agent(root, tmp_path, params, m
     monkeypatch.chdir(tmp_path)  # no data/agents or models/agents here
     with pytest.raises(ModelNotFound, match=r"data/agents/retrieval/corpus.jsonl is missing; run `dvc repro agent_"):
         load_grounder(ServeParams(grounding=True), params.grounding, params.agents)
+
+
+def test_grounding_reuses_the_served_embedder(embedder_dir, params, tmp_path, monkeypatch):
+    """With the retrieval agent also in serve.agents, grounding searches with that model, under its lock."""
+    from domaintune.io import write_jsonl
+    from domaintune.modeling.embedder import load_embedder
+    from domaintune.params import ServeParams
+    from domaintune.serving.agents import Embedder, load_grounder
+
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "data/agents/retrieval/corpus.jsonl",
+                [{"id": "a", "dest": "Japan", "text": "Gion, Kyoto (Japan): old wooden streets."},
+                 {"id": "b", "dest": "Nepal", "text": "Thamel, Kathmandu (Nepal): backpacker hub."}])
+    (tmp_path / "models/agents/retrieval").mkdir(parents=True)
+    (tmp_path / "models/agents/retrieval/modules.json").write_text("[]")  # not loadable: only a reuse passes
+    model = load_embedder(embedder_dir)
+    served = Embedder("retrieval", model, model.get_embedding_dimension())
+    grounder = load_grounder(ServeParams(grounding=True), params.grounding, params.agents, {"retrieval": served})
+    assert grounder.index.model is model and grounder.lock is served.lock
+    assert grounder([{"role": "user", "content": "Where to stay in Kyoto?"}])[1][0] == "a"
 
 
 def test_a_disabled_agent_writes_stubs_and_an_unknown_one_is_named(in_repo_copy, monkeypatch):

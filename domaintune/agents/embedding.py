@@ -9,7 +9,8 @@ from domaintune.agents import data_dir, model_dir
 from domaintune.data.retrieval import build_retrieval
 from domaintune.evaluation.retrieval import query_latency, score_retrieval
 from domaintune.io import read_jsonl, write_json, write_jsonl
-from domaintune.modeling.embedder import encode, load_embedder
+from domaintune.modeling.embedder import load_embedder
+from domaintune.modeling.grounding import PassageIndex
 from domaintune.params import EmbeddingAgent, Params
 from domaintune.training.embedder import train_embedder
 
@@ -35,12 +36,11 @@ def evaluate(name: str, agent: EmbeddingAgent, p: Params) -> tuple[dict, dict]:
     e, m = agent.eval, {}
     details: dict = {"queries": [t["query"] for t in test]}
     for which, path in (("base", agent.base), ("trained", model_dir(name))):
-        model = load_embedder(path)
-        index = encode(model, [x["text"] for x in corpus])
-        scores = score_retrieval(model, corpus, index, test, e.k, e.mrr_at)
+        index = PassageIndex(load_embedder(path), corpus)  # what serving searches (serve.grounding)
+        scores = score_retrieval(index, test, e.k, e.mrr_at)
         details[which] = scores.pop("_first_hit")
         m[which] = scores
-        m[which]["latency"] = query_latency(model, index, [t["query"] for t in test][: e.latency_queries])
+        m[which]["latency"] = query_latency(index, [t["query"] for t in test][: e.latency_queries])
     for key in [f"recall@{x}" for x in e.k] + [f"mrr@{e.mrr_at}"]:
         m[f"gain_{key}"] = m["trained"][key] - m["base"][key]
     m["training"] = json.loads((model_dir(name) / "training.json").read_text(encoding="utf-8"))

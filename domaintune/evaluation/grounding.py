@@ -34,7 +34,7 @@ def grounded_travel(model_dir: str | Path, test_path: str | Path, p: Params, wit
         "agent": g.agent, "top_k": g.top_k, "without": off_m, "with": on_m,
         "gain": {k: on_m[k] - off_m[k] for k in TRAVEL_KEYS if k != "examples"},
         # retrieval's part: passages about the destination the user asked for (not another one)
-        "passages_on_destination": sum(hits) / max(1, g.top_k * len(hits)),
+        "passages_on_destination": sum(hits) / max(1, sum(len(ids) for ids in on["grounding"])),
     }
     details = {"with": on, "retrieved": [{"destinations": a, "passages": ids}
                                          for a, ids in zip(asked, on["grounding"], strict=True)]}

@@ -23,20 +23,26 @@ class PassageIndex:
         if not passages:
             raise InputError("grounding: the passage corpus is empty")
         self.model, self.passages = model, passages
+        self.by_id = {p["id"]: p for p in passages}
         self.vectors = encode(model, [p["text"] for p in passages])
 
     @classmethod
-    def for_agent(cls, name: str) -> PassageIndex:
-        corpus, model = data_dir(name) / "corpus.jsonl", model_dir(name)
-        for path, stage in ((corpus, "agent_data"), (model / "modules.json", "agent_train")):
-            if not Path(path).is_file():
-                raise InputError(f"grounding.agent {name!r}: {path} is missing; run `dvc repro {stage}@{name}`")
-        return cls(load_embedder(model), read_jsonl(corpus))
+    def for_agent(cls, name: str, model=None) -> PassageIndex:
+        """The agent's corpus encoded by its trained model (``model``: that model, already loaded)."""
+        corpus, path = data_dir(name) / "corpus.jsonl", model_dir(name)
+        for f, stage in ((corpus, "agent_data"), (path / "modules.json", "agent_train")):
+            if not Path(f).is_file():
+                raise InputError(f"grounding.agent {name!r}: {f} is missing; run `dvc repro {stage}@{name}`")
+        return cls(model if model is not None else load_embedder(path), read_jsonl(corpus))
+
+    def search_ids(self, queries: list[str], k: int) -> list[list[str]]:
+        """The ids of the ``k`` best passages per query, best first."""
+        top = rank(encode(self.model, queries), self.vectors, k)
+        return [[self.passages[j]["id"] for j in row] for row in top]
 
     def search(self, queries: list[str], k: int) -> list[list[dict]]:
         """The ``k`` best passages per query, best first."""
-        top = rank(encode(self.model, queries), self.vectors, k)
-        return [[self.passages[j] for j in row] for row in top]
+        return [[self.by_id[i] for i in row] for row in self.search_ids(queries, k)]
 
 
 def query_of(messages: list[dict]) -> str:

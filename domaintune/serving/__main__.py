@@ -49,8 +49,9 @@ def _serve(cfg: ServeParams, params: Params) -> None:
     from domaintune.serving.tiers import build_router
 
     engine = ModelEngine.serving(cfg, background=True)  # with serve.compile: listening at once, compiled soon
-    app = create_app(cfg, engine, build_router(cfg, engine), *load_agents(cfg, params.agents),
-                     grounder=load_grounder(cfg, params.grounding, params.agents))
+    chats, embedders = load_agents(cfg, params.agents)
+    app = create_app(cfg, engine, build_router(cfg, engine), chats, embedders,
+                     grounder=load_grounder(cfg, params.grounding, params.agents, embedders))
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         logging.warning("listening on %s: reachable from other machines%s", cfg.host,
                         "" if os.environ.get(cfg.api_key_env) else f", and {cfg.api_key_env} is not set: no API key")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from domaintune.agents import model_dir
 from domaintune.cli import InputError
+from domaintune.modeling.grounding import PassageIndex, ground_all
 from domaintune.params import Agent, GroundingParams, ServeParams
 from domaintune.serving.engine import ModelEngine, ModelNotFound
 
@@ -53,32 +54,33 @@ def load_agents(cfg: ServeParams, agents: dict[str, Agent]) -> tuple[dict[str, M
 @dataclass
 class Grounder:
     """``serve.grounding``: a chat's messages with the grounding agent's top passages in the system prompt."""
-    index: object  # a domaintune.modeling.grounding.PassageIndex
+    index: PassageIndex
     top_k: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # the embedder's, when it is served too
 
     def __call__(self, messages: list[dict]) -> tuple[list[dict], list[str]]:
         """(the grounded messages, the ids of the passages added)."""
-        from domaintune.modeling.grounding import ground_all
-
         with self.lock:
             (grounded,), (ids,) = ground_all(self.index, [messages], self.top_k)
         return grounded, ids
 
 
-def load_grounder(cfg: ServeParams, grounding: GroundingParams, agents: dict[str, Agent]) -> Grounder | None:
-    """The grounding agent's passage index when ``serve.grounding`` is on; a disabled or untrained
-    agent stops the server with its name."""
+def load_grounder(cfg: ServeParams, grounding: GroundingParams, agents: dict[str, Agent],
+                  embedders: dict[str, Embedder] | None = None) -> Grounder | None:
+    """The grounding agent's passage index when ``serve.grounding`` is on, on the model ``embedders``
+    already loaded for it if any (one copy, one lock); a disabled or untrained agent stops the server
+    with its name."""
     if not cfg.grounding:
         return None
-    from domaintune.modeling.grounding import PassageIndex
-
     name = grounding.agent
+    served = (embedders or {}).get(name)
     if getattr(agents.get(name), "kind", None) != "embedding":
         raise ModelNotFound(f"serve.grounding: grounding.agent {name!r} is not an embedding agent in params.yaml")
     if not agents[name].enabled:
         raise ModelNotFound(f"serve.grounding: grounding.agent {name!r} is disabled (agents.{name}.enabled: false)")
     try:
+        if served is not None:
+            return Grounder(PassageIndex.for_agent(name, served.model), grounding.top_k, served.lock)
         return Grounder(PassageIndex.for_agent(name), grounding.top_k)
     except InputError as e:
         raise ModelNotFound(f"serve.grounding: {e}") from None
