@@ -108,6 +108,8 @@ class MixParams(Strict):
     specialist_examples: PosInt
     general_share: Fraction
     domain_shares: dict[Literal["intent", "travel", "tool"], Fraction]
+    # passes stage 2 makes over each of its rows of a task (1 if unset): more epochs over the short rows
+    task_passes: dict[Literal["intent", "travel", "tool", "general"], PosInt] = Field(default_factory=dict)
 
     @field_validator("domain_shares")
     @classmethod

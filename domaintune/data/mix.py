@@ -98,6 +98,9 @@ def mix(records: list[dict], lengths: dict[str, int], max_length: dict[str, int]
     replay = [x for x in general if x["id"] not in seen_in_stage1 and fits(x, "specialist")]
     replay += [x for x in instruct_train if fits(x, "specialist")]
     specialist_train = picked + _take(replay, n_general)
+    # Another pass over a task's rows is another epoch of them alone: the short intent rows repeat,
+    # the long travel and tool rows need not (a whole second epoch would double stage 2's time).
+    specialist_train += [x for x in specialist_train for _ in range(cfg.task_passes.get(x["task"], 1) - 1)]
     r.shuffle(specialist_train)
     # stage-2 validation keeps the training mix's share of general rows
     general_val_s = [x for x in general_val if fits(x, "specialist")]
@@ -142,7 +145,8 @@ def data_metrics(splits: dict[str, list[dict]], lengths: dict[str, int], build_s
                             "intent": count(x["meta"]["intent"] for x in rows if x["task"] == "intent"),
                             "tokens": length_summary([lengths[x["id"]] for x in rows])}
                      for name, rows in splits.items()},
-        "mix": {"specialist_general_share": sum(x["task"] == "general" for x in spec) / n,
+        "mix": {"specialist_unique_rows": len({x["id"] for x in spec}),  # rows less the repeats of mix.task_passes
+                "specialist_general_share": sum(x["task"] == "general" for x in spec) / n,
                 "specialist_domain_share": {t: sum(x["task"] == t for x in spec) / n for t in DOMAIN_TASKS}},
         "removed": {
             "builder_duplicates": sum(s.get("duplicates_removed", 0) for s in build_stats.values()),

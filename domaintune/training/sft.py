@@ -27,6 +27,7 @@ from domaintune.training import auto_size
 from domaintune.training.checkpoints import last_checkpoint
 from domaintune.training.curves import GlobalStepDVCLive, open_live
 from domaintune.training.guard import ForgettingGuard
+from domaintune.training.lm_head import compact_lm_head
 from domaintune.training.model_loading import load_for_training, training_device
 from domaintune.training.precision import use_bf16
 from domaintune.training.trainable import freeze_below, trainable_state
@@ -198,13 +199,14 @@ def train_adapter(
     n_tokens = sum(len(x) for x in train_ds["input_ids"])
     if resume:
         log.info("resuming from %s", resume)
-    start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume)
-    runtime = time.perf_counter() - start
-    # the last step's scheduled evaluation, if there was one; else one now
-    done = [h["eval_loss"] for h in trainer.state.log_history
-            if "eval_loss" in h and h.get("step") == trainer.state.global_step]
-    eval_loss = done[-1] if done else trainer.evaluate()["eval_loss"]
+    with compact_lm_head(training_device()) as compact:
+        start = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=resume)
+        runtime = time.perf_counter() - start
+        # the last step's scheduled evaluation, if there was one; else one now
+        done = [h["eval_loss"] for h in trainer.state.log_history
+                if "eval_loss" in h and h.get("step") == trainer.state.global_step]
+        eval_loss = done[-1] if done else trainer.evaluate()["eval_loss"]
 
     ranks = rank_summaries(trainer.model, result.global_step)
     if phase.method == "full":
@@ -228,6 +230,7 @@ def train_adapter(
         "precision": "bf16" if bf16 else "fp32",
         "quantization": phase.quantization,
         "padding_free": phase.padding_free,
+        "cpu_compact_lm_head": compact,  # the LM head skipped unlabelled positions on the CPU (lm_head.py)
         "device": training_device(),
         "world_size": len(ranks),
         "ranks": ranks,  # per process: steps and a digest of its LoRA weights (equal under DDP)
