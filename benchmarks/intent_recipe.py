@@ -8,6 +8,7 @@ per run (and appends it to ``--log`` if given).
 
     python benchmarks/intent_recipe.py --name b2 --rows 480 --set batch_size=2
     python benchmarks/intent_recipe.py --name top6 --rows 480 --top-layers 6
+    python benchmarks/intent_recipe.py --name weak3 --rows 1242 --passes '*=2' --passes ar=3 --passes en=1
 
 The guard, periodic evaluation and checkpoints are off: they cost time and change nothing here.
 """
@@ -27,6 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from domaintune.data.intents import build_intents  # noqa: E402
 from domaintune.evaluation.generate import load_model  # noqa: E402
 from domaintune.evaluation.intent import score_intents  # noqa: E402
 from domaintune.evaluation.run import classify_by_scoring  # noqa: E402
@@ -44,6 +46,12 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override of train.specialist, e.g. batch_size=2 or learning_rate=4e-4")
     ap.add_argument("--top-layers", type=int, help="override of the specialist's lora.top_layers")
+    ap.add_argument("--passes", action="append", default=[], metavar="LANG=N",
+                    help="repeat that language's rows N times in the one training set (mix.task_passes, per "
+                         "language), e.g. --passes ar=3 --passes en=1; '*=N' sets the rest")
+    ap.add_argument("--examples-per-intent", type=int,
+                    help="build the intent rows again with this data.intents.examples_per_intent (train rows only; "
+                         "the test rows stay those of data/processed/splits/test.jsonl)")
     ap.add_argument("--base", default=str(ROOT / "models/instruct"))
     ap.add_argument("--log", help="also append the result line to this file")
     args = ap.parse_args()
@@ -56,13 +64,22 @@ def main() -> None:
     lora = p.lora_for("specialist")
     if args.top_layers is not None:
         lora = lora.model_copy(update={"top_layers": args.top_layers})
-    rows = [r for r in read_jsonl(ROOT / "data/processed/intents.jsonl") if r["split"] == "train"]
-    random.Random(p.seed).shuffle(rows)
     test = [r for r in read_jsonl(ROOT / "data/processed/splits/test.jsonl") if r["task"] == "intent"]
+    if args.examples_per_intent:
+        cfg = p.data.intents.model_copy(update={"examples_per_intent": args.examples_per_intent})
+        built, _ = build_intents(cfg, p.seed)
+        asked = {r["messages"][1]["content"] for r in test}
+        rows = [r for r in built if r["split"] == "train" and r["messages"][1]["content"] not in asked]
+    else:
+        rows = [r for r in read_jsonl(ROOT / "data/processed/intents.jsonl") if r["split"] == "train"]
+    random.Random(p.seed).shuffle(rows)
 
+    passes = {k: int(v) for k, v in (s.split("=", 1) for s in args.passes)}
+    train = [r for r in rows[: args.rows] for _ in range(passes.get(r["lang"], passes.get("*", 1)))]
+    random.Random(p.seed).shuffle(train)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        write_jsonl(d / "train.jsonl", rows[: args.rows])
+        write_jsonl(d / "train.jsonl", train)
         write_jsonl(d / "val.jsonl", rows[args.rows : args.rows + 16])
         m = train_adapter(args.base, d / "train.jsonl", d / "val.jsonl", d / "adapter", phase, lora, p.seed,
                           d / "checkpoints")
@@ -72,7 +89,9 @@ def main() -> None:
         del model
         shutil.rmtree(d / "merged")
     s = score_intents(outs, test, list(INTENTS))
-    result = {"name": args.name, "rows": args.rows, **overrides, "top_layers": lora.top_layers,
+    result = {"name": args.name, "rows": len(train), "examples_per_intent": args.examples_per_intent or
+              p.data.intents.examples_per_intent, **overrides, **({"passes": passes} if passes else {}),
+              "top_layers": lora.top_layers,
               "method": phase.method, "accuracy": round(s["accuracy"], 3),
               "per_language": {k: round(v, 2) for k, v in s["per_language"].items()}, "test_rows": len(test),
               "train_s": round(m["runtime_s"]), "train_loss": round(m["train_loss"], 3), "steps": m["steps"],

@@ -23,7 +23,7 @@ KEEP = (r"^(Experiment|Created|"
         r"(metrics/retention.json:)?retention|"
         r"(metrics/tools.json:)?(call_valid_rate|name_accuracy|args_accuracy|no_call_accuracy)|"
         r"(metrics/travel.json:)?(budget_consistent_rate|named_places_mean|looping_rate)|"
-        r"(params.yaml:)?(mix\.(specialist_examples|domain_shares\..*)|lora\.(r|top_layers)"
+        r"(params.yaml:)?(mix\.(specialist_examples|domain_shares\..*|task_passes\..*)|lora\.(r|top_layers)"
         r"|train\.specialist\.(method|learning_rate|batch_size|epochs)|data\.intents\.examples_per_intent))$")
 
 

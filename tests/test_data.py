@@ -253,17 +253,18 @@ def test_mix_keeps_test_out_of_training_and_honours_shares(params):
     for name in ("instruct_train", "instruct_val", "specialist_train", "specialist_val"):
         assert not test_keys & {content_key(x) for x in splits[name]}, name
     assert not {x["id"] for x in splits["specialist_val"]} & {x["id"] for x in splits["specialist_train"]}
-    # each row once per pass of its task (mix.task_passes); the shares hold over the distinct rows
-    passes = Counter(x["id"] for x in splits["specialist_train"])
-    unique = {x["id"]: x for x in splits["specialist_train"]}
-    assert params.mix.task_passes.get("intent", 1) == 2  # the default repeats intents, so this checks it
-    assert all(n == params.mix.task_passes.get(unique[i]["task"], 1) for i, n in passes.items())
-    spec = list(unique.values())
+    spec = splits["specialist_train"]
     assert len(spec) == params.mix.specialist_examples
     share = sum(x["task"] == "general" for x in spec) / len(spec)
     assert abs(share - params.mix.general_share) < 0.01
-    once, _ = mix(records, lengths, max_length, params.mix.model_copy(update={"task_passes": {}}), params.seed)
-    assert len(once["specialist_train"]) == len(spec)
+    # mix.task_passes: each intent row twice, every other row once, the same distinct rows
+    twice, _ = mix(records, lengths, max_length, params.mix.model_copy(update={"task_passes": {"intent": 2}}),
+                   params.seed)
+    passes = Counter(x["id"] for x in twice["specialist_train"])
+    task = {x["id"]: x["task"] for x in twice["specialist_train"]}
+    assert set(passes) == {x["id"] for x in spec}
+    assert all(n == (2 if task[i] == "intent" else 1) for i, n in passes.items())
+    assert sum(passes.values()) == len(spec) + sum(x["task"] == "intent" for x in spec)
     assert all(x["split"] == "test" for x in splits["test"])
     assert stats["domain_shortfall"] == 0 and stats["too_long_removed"] == {"instruct": 0, "specialist": 0}
     again, _ = mix(records, lengths, max_length, params.mix, params.seed)
