@@ -52,6 +52,9 @@ def main() -> None:
         d = Path(tmp)
         write_jsonl(d / "train.jsonl", rows)
         write_jsonl(d / "val.jsonl", rows[:4])
+        # untimed warm-up: the first training in a process pays for imports, allocator and thread pools
+        sft.train_adapter(args.base, d / "train.jsonl", d / "val.jsonl", d / "warm", phase.model_copy(
+            update={"max_steps": 4}), p.lora_for("specialist"), p.seed, d / "ckpt_warm")
         for arm in ("every position", "labelled only"):
             # "every position": what TRL does off Triton devices, the switch left as shipped
             ctx = (mock.patch.object(sft, "compact_lm_head", lambda device: contextlib.nullcontext(False))

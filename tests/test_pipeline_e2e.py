@@ -97,7 +97,9 @@ def test_every_metrics_file_holds_finite_numbers(repo):
     assert latency["classify_mode"] == "label_scoring"
     assert latency["classify_p50_ms"] < latency["generate_classify_p50_ms"]  # one pass against a decode loop
     # timed as served: the configuration is named, and the micro-batches were timed too
-    assert latency["served"] == {"inference": "fp32", "compile": False, "batch_max": 8}
+    from domaintune.modeling.cpu_inference import resolve
+    # serve.inference: auto is bf16 on a CPU with AMX, fp32 on one without
+    assert latency["served"] == {"inference": resolve("auto"), "compile": False, "batch_max": 8}
     assert latency["classify_queries"] == 16 and latency["classify_batched_per_s"] > 0
     for plot in ("confusion", "confusion_scored", "reliability_generate", "reliability_scored"):
         assert (repo / "plots" / f"{plot}.csv").read_text().count("\n") >= 2, plot

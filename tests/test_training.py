@@ -268,3 +268,44 @@ def test_a_delta_for_another_model_is_refused_at_merge(tiny, tmp_path):
     with pytest.raises(ValueError, match="does not have"):
         merge_adapter(tiny / "base", tmp_path / "a", tmp_path / "merged")
     assert not (tmp_path / "merged").exists()
+
+
+def test_compact_lm_head_projects_only_labelled_positions_with_the_same_loss_and_gradients(tiny, monkeypatch):
+    """TRL's fused head on the CPU projects every position; inside compact_lm_head only the labelled
+    ones, and the loss and gradients are the same. The switch is restored afterwards."""
+    import torch
+    import trl.trainer.utils as trl_utils
+    from transformers import AutoModelForCausalLM
+
+    from domaintune.training.lm_head import compact_lm_head
+
+    model = AutoModelForCausalLM.from_pretrained(tiny / "base", dtype=torch.float32)
+    trl_utils.add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+    projected = []
+    real = trl_utils._ChunkedLogProbFunction.apply
+
+    def counting(hidden, *args):  # the real kernel, with the number of positions it projects noted
+        projected.append(hidden.shape[0])
+        return real(hidden, *args)
+
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting)
+    ids = torch.randint(0, 1000, (1, 24), generator=torch.Generator().manual_seed(0))
+    labels = ids.clone()
+    labels[:, :16] = -100  # a prompt of 16 tokens, an answer of 8
+
+    def loss_and_grad():
+        model.zero_grad()
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        out.loss.backward()
+        return out.loss.item(), model.model.layers[-1].mlp.down_proj.weight.grad.clone()
+
+    switch = trl_utils._use_triton
+    every_loss, every_grad = loss_and_grad()
+    with compact_lm_head("cpu") as applied:
+        compact_loss, compact_grad = loss_and_grad()
+    assert applied and trl_utils._use_triton is switch
+    assert projected == [23, 8]  # every shifted position, then the 8 that predict an answer token
+    assert compact_loss == pytest.approx(every_loss, rel=1e-5)
+    assert torch.allclose(compact_grad, every_grad, atol=1e-6)
+    with compact_lm_head("cuda") as applied:
+        assert not applied and trl_utils._use_triton is switch
