@@ -358,7 +358,10 @@ def batched_server(real_model, root):
     from domaintune.serving.engine import ModelEngine
     from domaintune.serving.tiers import build_router
 
-    cfg = _cfg(real_model, root, batch_max=8, batch_window_ms=20, max_pending=32, max_new_tokens=96)
+    # fp32 whatever the CPU: in bf16 (auto on AMX) a padded batch can flip near-tied labels, and this
+    # server is compared with one-at-a-time answers of the fp32 engine
+    cfg = _cfg(real_model, root, batch_max=8, batch_window_ms=20, max_pending=32, max_new_tokens=96,
+               inference="fp32")
     cfg.tiers[0] = ModelTier(kind="model", threshold=0.0, timeout_s=60.0)
     engine = ModelEngine.serving(cfg)
     with Server(create_app(cfg, engine, build_router(cfg, engine))) as s:
