@@ -84,6 +84,17 @@ class IntentData(Strict):
     heldout_template_share: Fraction
     heldout_slot_share: Fraction
     multi_intent_share: Fraction
+    # A third split with templates of its own (neither trained on nor tested) and the held-out slot
+    # values: label scoring's temperature is fitted there (stage calibrate), on phrasings the model never saw.
+    calibration_template_share: Fraction = 0.05
+    calibration_examples_per_intent: int = Field(8, ge=0)
+
+    @model_validator(mode="after")
+    def _templates_left_to_train(self) -> IntentData:
+        if self.heldout_template_share + self.calibration_template_share >= 1:
+            raise ValueError("heldout_template_share + calibration_template_share must leave templates to train "
+                             f"on (got {self.heldout_template_share} + {self.calibration_template_share})")
+        return self
 
 
 class ToolData(Strict):
@@ -235,6 +246,8 @@ class EvalParams(Strict):
     choices_generated: int = Field(0, ge=0, description="arithmetic and comparison items added to them")
     choices_examples: PosInt = Field(1100, description="items scored (a seeded sample when there are more)")
     baselines: BaselineParams = Field(default_factory=BaselineParams)
+    calibrate: bool = Field(True, description="fit label scoring's temperature on the calibration split "
+                            "(stage calibrate); false: temperature 1, the raw probabilities")
     retention_min: Fraction = Field(0.95, description="retention (final / base probe score) the gate asks for")
     retention_action: Literal["warn", "fail"] = Field("warn", description="below retention_min: warn, or fail")
     reference_tasks: list[EvalTask] = Field(default_factory=lambda: list(EVAL_TASKS),
@@ -284,6 +297,8 @@ class KeywordTier(Strict):
 
 class ServeParams(Strict):
     model_dir: str = "models/specialist"
+    calibration: str | None = Field("models/calibration/specialist.json", description="the temperature stage "
+                                    "calibrate fitted for model_dir; null: uncalibrated label probabilities")
     model_name: str = "domaintune-specialist"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -306,6 +321,16 @@ class ServeParams(Strict):
     tiers: list[Annotated[ModelTier | ClassifierTier | KeywordTier, Field(discriminator="kind")]] = Field(
         default_factory=lambda: [ModelTier(kind="model"), KeywordTier(kind="keywords")])
     default_intent: str = "general"
+    unsure: Literal["model", "second_model", "classifier", "keywords"] | None = Field(
+        None, description="when every tier answers below its threshold: that tier's answer (marked "
+        "low_confidence) instead of default_intent")
+
+    @model_validator(mode="after")
+    def _unsure_is_in_the_chain(self) -> ServeParams:
+        if self.unsure is not None and self.unsure not in {t.kind for t in self.tiers}:
+            raise ValueError(f"unsure: {self.unsure!r} is not one of the tiers' kinds "
+                             f"({', '.join(t.kind for t in self.tiers)})")
+        return self
 
 
 class GroundingParams(Strict):

@@ -2,6 +2,8 @@
 
 ``split`` is decided by the builder, which is the only place that knows what must stay unseen
 (held-out templates, entities, probes); ``mix`` then never moves a test record into training.
+``calibration`` rows (intents on templates of their own) are held out like test rows; only the
+``calibrate`` stage reads them.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class Record(BaseModel):
     id: str = Field(min_length=1)
     task: Literal[TASKS]  # type: ignore[valid-type]
     lang: str = Field(min_length=2, max_length=8)
-    split: Literal["train", "test"]
+    split: Literal["train", "test", "calibration"]
     messages: list[Message] = Field(min_length=2)
     tools: list[dict[str, Any]] | None = None
     meta: dict[str, Any] = Field(default_factory=dict)

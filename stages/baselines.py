@@ -1,5 +1,6 @@
 """DVC stage: fit the TF-IDF intent baseline (models/tfidf, also a serving tier) and score it and
-the keyword rules on the same intent test rows as every model (evals/baselines.json)."""
+the keyword rules on the same intent test rows as every model, and on the calibration rows
+(evals/baselines.json)."""
 
 from domaintune.classifiers.keywords import KeywordClassifier
 from domaintune.cli import run_stage
@@ -18,7 +19,12 @@ def main() -> None:
     test = intent_rows(read_jsonl("data/processed/splits/test.jsonl"), p.eval.intent_examples, p.seed)
     keywords = KeywordClassifier.from_file(p.eval.baselines.keywords)
     n_train = sum(r["split"] == "train" for r in rows)
-    write_json("evals/baselines.json", score_baselines(test, tfidf, keywords, list(INTENTS), n_train))
+    out = score_baselines(test, tfidf, keywords, list(INTENTS), n_train)
+    # the calibration split too: the serving chain's settings can be checked on rows the test never saw
+    calibration = [r for r in read_jsonl("data/processed/splits/calibration.jsonl") if r["task"] == "intent"]
+    if calibration:
+        out["calibration_split"] = score_baselines(calibration, tfidf, keywords, list(INTENTS), n_train)
+    write_json("evals/baselines.json", out)
 
 
 if __name__ == "__main__":

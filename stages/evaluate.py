@@ -4,10 +4,10 @@ import argparse
 
 from domaintune.cli import run_stage
 from domaintune.evaluation.run import evaluate_model
+from domaintune.evaluation.temperature import load_temperature
 from domaintune.io import write_json
 from domaintune.params import EVAL_TASKS, load_params
-
-MODELS = {"base": "models/base", "instruct": "models/instruct", "specialist": "models/specialist"}
+from stages.phases import MODELS
 
 
 def main() -> None:
@@ -17,7 +17,9 @@ def main() -> None:
     p = load_params()
     # the final model is scored on everything; base and stage 1 are references
     tasks = {"specialist": EVAL_TASKS, "base": p.eval.reference_tasks, "instruct": p.eval.instruct_tasks}[name]
-    write_json(f"evals/{name}.json", evaluate_model(MODELS[name], "data/processed/splits/test.jsonl", p, tasks))
+    temperature = load_temperature(f"models/calibration/{name}.json")  # stage calibrate
+    write_json(f"evals/{name}.json", evaluate_model(MODELS[name], "data/processed/splits/test.jsonl", p, tasks,
+                                                    temperature))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import json
 import logging
 
 from domaintune.cli import GateError, run_stage
-from domaintune.evaluation.chain import chain_accuracy
+from domaintune.evaluation.chain import chain_report
 from domaintune.evaluation.summary import plot_rows, summarize
 from domaintune.io import atomic_path, write_json
 from domaintune.params import load_params
@@ -26,9 +26,12 @@ def main() -> None:
     p = load_params()
     evals = {name: json.load(open(f"evals/{name}.json")) for name in MODELS}
     baselines = json.load(open("evals/baselines.json"))
-    chain = chain_accuracy(evals["specialist"]["predictions"], baselines["predictions"], p.serve.tiers,
-                           p.serve.default_intent)
+    calibration = json.load(open("models/calibration/specialist.json"))  # stage calibrate
+    chain = chain_report(evals["specialist"]["predictions"], baselines, p.serve.tiers, p.serve.default_intent,
+                         p.serve.unsure, calibration.get("predictions"))
     metrics = summarize(evals, p.eval.retention_min, baselines, chain, json.load(open("evals/serving_latency.json")))
+    # the final model's temperature fit on the calibration split, beside its test ECE
+    metrics["intent"]["calibration"] = {k: v for k, v in calibration.items() if k != "predictions"}
     for name, values in metrics.items():
         write_json(f"metrics/{name}.json", values)
     for name, rows in plot_rows(evals["specialist"]).items():

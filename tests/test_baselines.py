@@ -10,7 +10,7 @@ from domaintune.classifiers.tfidf import TfidfIntentClassifier
 from domaintune.data.common import InputError
 from domaintune.data.intents import Templates, build_intents
 from domaintune.evaluation.baselines import score_baselines, train_tfidf
-from domaintune.evaluation.chain import chain_accuracy
+from domaintune.evaluation.chain import chain_accuracy, chain_report
 from domaintune.params import ClassifierTier, KeywordTier, ModelTier, load_params
 from domaintune.records import INTENTS
 
@@ -77,6 +77,17 @@ def test_chain_replays_the_served_tiers_with_their_thresholds():
     assert chain_accuracy(model, base, trusting, "general")["accuracy"] == 0.25
     with pytest.raises(ValueError, match="different rows"):
         chain_accuracy(model, base[:2], tiers, "general")
+    # serve.unsure: r3 (every tier below its threshold) takes the classifier's guess, not `general`
+    unsure = chain_accuracy(model, base, tiers, "general", unsure="classifier")
+    assert unsure["answered_by"] == {"classifier": 0.5, "keywords": 0.25, "model": 0.25}
+    assert unsure["accuracy"] == 0.75  # the guess (events) is wrong for r3, whose answer was general
+    report = chain_report(model, {"predictions": base, "calibration_split": {
+        "predictions": base[:2], "tfidf": {"accuracy": 0.5}, "keywords": {"accuracy": 0.0}}},
+        tiers, "general", "classifier", calibration_preds=model[:2])
+    assert report["accuracy"] == 0.75 and report["with_default_intent"] == 1.0
+    assert report["calibration_split"] == {"accuracy": 1.0, "answered_by": {"classifier": 0.5, "model": 0.5},
+                                           "examples": 2, "with_default_intent": 1.0, "model": 0.5,
+                                           "tfidf": 0.5, "keywords": 0.0}
 
 
 def test_extra_template_files_add_phrasings_and_skip_repeats(root, tmp_path):

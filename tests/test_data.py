@@ -19,7 +19,7 @@ from domaintune.data.mix import content_key, data_metrics, mix
 from domaintune.data.tools import build_tools, resolve, resolve_day
 from domaintune.data.travel import build_travel, money
 from domaintune.params import load_params
-from domaintune.records import RecordError, validate_record
+from domaintune.records import INTENTS, RecordError, validate_record
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,26 @@ def test_intent_test_split_uses_only_heldout_templates_and_values(params):
         assert not any(re.search(rf"\b{re.escape(c)}\b", r["messages"][1]["content"]) for c in city_train), r
     assert all(json.loads(r["messages"][2]["content"])["primary_intent"] == r["meta"]["intent"] for r in records)
     assert stats["heldout_templates"] > 0
+
+
+def test_calibration_split_has_templates_of_its_own_and_test_rows_ignore_training_knobs(params):
+    cfg = params.data.intents
+    records, stats = build_intents(cfg, params.seed)
+    templates = {s: {r["meta"]["template"] for r in records if r["split"] == s}
+                 for s in ("train", "test", "calibration")}
+    assert templates["calibration"] and not templates["calibration"] & (templates["train"] | templates["test"])
+    assert not templates["train"] & templates["test"]
+    calib = [r for r in records if r["split"] == "calibration"]
+    assert len(calib) >= 15 * cfg.calibration_examples_per_intent - 3 and stats["by_split"]["calibration"] == len(calib)
+    assert {r["meta"]["intent"] for r in calib} == set(INTENTS) and len({r["lang"] for r in calib}) == 6
+    # the test rows come from a generator of their own, drawn first: more training rows move none of them
+    more, _ = build_intents(cfg.model_copy(update={"examples_per_intent": cfg.examples_per_intent + 20}), params.seed)
+    assert digest([r for r in more if r["split"] == "test"]) == digest([r for r in records if r["split"] == "test"])
+    assert sum(r["split"] == "train" for r in more) > sum(r["split"] == "train" for r in records)
+    # no calibration split: its templates go back to training, the test split stays
+    none, _ = build_intents(cfg.model_copy(update={"calibration_template_share": 0.0}), params.seed)
+    assert not any(r["split"] == "calibration" for r in none)
+    assert digest([r for r in none if r["split"] == "test"]) == digest([r for r in records if r["split"] == "test"])
 
 
 def test_intent_test_split_is_stratified_by_intent_and_language(params):
@@ -266,6 +286,10 @@ def test_mix_keeps_test_out_of_training_and_honours_shares(params):
     assert all(n == (2 if task[i] == "intent" else 1) for i, n in passes.items())
     assert sum(passes.values()) == len(spec) + sum(x["task"] == "intent" for x in spec)
     assert all(x["split"] == "test" for x in splits["test"])
+    calib_keys = {content_key(x) for x in splits["calibration"]}
+    assert splits["calibration"] and all(x["split"] == "calibration" for x in splits["calibration"])
+    for name in ("instruct_train", "instruct_val", "specialist_train", "specialist_val", "test"):
+        assert not calib_keys & {content_key(x) for x in splits[name]}, name
     assert stats["domain_shortfall"] == 0 and stats["too_long_removed"] == {"instruct": 0, "specialist": 0}
     again, _ = mix(records, lengths, max_length, params.mix, params.seed)
     assert digest(again) == digest(splits)
@@ -277,7 +301,10 @@ def test_mix_removes_duplicates_and_overlong_rows_and_counts_them(params):
     rows = [chat(i, "Write a short story for children about " + " ".join(r.sample(words, 8))) for i in range(200)]
     seventh = rows[7]["messages"][0]["content"]
     sky = "Explain why the sky is blue to a ten year old, in simple words and with one everyday example."
+    moon = "Explain why the moon changes its shape during the month, for a curious eight year old child."
     rows += [chat(900, sky, "test"),
+             chat(904, moon, "calibration"),
+             chat(905, moon + " Thanks"),                           # near copy of a calibration row
              chat(901, sky + " Thanks"),                            # near copy of a test row
              chat(902, seventh.upper() + "!"),                      # exact copy once normalized
              chat(903, seventh + " ok")]                            # near duplicate
@@ -287,13 +314,15 @@ def test_mix_removes_duplicates_and_overlong_rows_and_counts_them(params):
     splits, stats = mix(rows, lengths, {"instruct": 256, "specialist": 1024}, params.mix, params.seed)
     trained = {x["id"] for name in ("instruct_train", "instruct_val", "specialist_train", "specialist_val")
                for x in splits[name]}
-    assert not trained & {"g901", "g902", "g903", "g8"}
-    assert stats["duplicates_removed"] == {"exact": 1, "near": 2, "train_matching_test": 1}
+    assert not trained & {"g901", "g902", "g903", "g905", "g8"}
+    assert stats["duplicates_removed"] == {"exact": 1, "near": 3, "train_matching_test": 1,
+                                           "train_matching_calibration": 1}
+    assert [x["id"] for x in splits["calibration"]] == ["g904"]
     assert stats["too_long_removed"] == {"instruct": 3, "specialist": 1}
     assert not {"g5", "g6"} & {x["id"] for x in splits["instruct_train"] + splits["instruct_val"]}
     assert [x["id"] for x in splits["test"]] == ["g900"]
     metrics = data_metrics(splits, lengths, {"general": {"duplicates_removed": 4}}, stats)
-    assert metrics["duplicates_removed"] == 4 + 1 + 2
+    assert metrics["duplicates_removed"] == 4 + 1 + 3
     assert metrics["removed"]["too_long_specialist"] == 1
     assert metrics["tokens"]["max"] == 300  # g5, g6 reach stage 2; g8 (5000) never reaches a split
 

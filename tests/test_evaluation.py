@@ -1,13 +1,16 @@
+import json
 import math
 
+import numpy as np
 import pytest
 
-from domaintune.evaluation.calibration import expected_calibration_error, reliability
+from domaintune.evaluation.calibration import expected_calibration_error, fit_temperature, nll, reliability
 from domaintune.evaluation.intent import parse_intent, score_intents
 from domaintune.evaluation.latency import percentile
 from domaintune.evaluation.report import comparison_markdown
 from domaintune.evaluation.retention import probe_correct, score_probes
 from domaintune.evaluation.summary import summarize
+from domaintune.evaluation.temperature import calibrate, load_temperature
 
 LABELS = ["greeting", "weather", "restaurant"]
 
@@ -168,3 +171,49 @@ def test_calibration_error_is_the_weighted_gap_per_bin():
 def test_percentile():
     assert percentile([10.0, 20.0, 30.0, 40.0, 50.0], 50) == 30.0
     assert percentile([7.0], 95) == 7.0
+
+
+def test_temperature_scaling_recovers_the_temperature_that_made_the_labels():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 4, size=(4000, 15))
+    for true_t in (0.5, 2.5):  # labels drawn from softmax(logits / T): the fit finds T
+        p = np.exp(logits / true_t - (logits / true_t).max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        targets = [int(rng.choice(15, p=row)) for row in p]
+        t = fit_temperature(logits.tolist(), targets)
+        assert t == pytest.approx(true_t, rel=0.1)
+        assert nll(logits, np.asarray(targets), t) <= nll(logits, np.asarray(targets), 1.0)
+    with pytest.raises(ValueError, match="at least one"):
+        fit_temperature([], [])
+
+
+def test_calibration_file_is_read_back_or_refused_by_name(tmp_path):
+    assert load_temperature(None) == 1.0 and load_temperature(tmp_path / "missing.json") == 1.0
+    good = tmp_path / "t.json"
+    good.write_text(json.dumps({"temperature": 2.5, "rows": 120}))
+    assert load_temperature(good) == 2.5
+    for bad in ({"rows": 3}, {"temperature": "warm"}, {"temperature": -1}):
+        good.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=str(good)):
+            load_temperature(good)
+
+
+def test_calibrate_fits_on_held_out_phrasings_and_says_when_it_did_not(tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from domaintune.data.intents import SYSTEM_PROMPT, answer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    texts = [("hello there", "greeting"), ("book me a taxi to the airport", "airport_transport"),
+             ("is it gonna rain tomorrow in Rome", "weather"), ("any good museums near me", "attraction")]
+    rows = [{"id": f"c{i}", "task": "intent", "lang": "en", "split": "calibration", "meta": {"intent": label},
+             "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": text},
+                          {"role": "assistant", "content": answer([label])}]} for i, (text, label) in enumerate(texts)]
+    out = calibrate(model, tok, rows)
+    assert out["fitted"] and out["rows"] == 4 and out["temperature"] > 0
+    assert out["nll"]["after"] <= out["nll"]["before"] + 1e-9
+    assert calibrate(model, tok, rows, enabled=False) == {**{k: out[k] for k in ("rows", "per_language")},
+                                                          "temperature": 1.0, "fitted": False,
+                                                          "why": "eval.calibrate is false"}
+    assert calibrate(model, tok, [])["why"] == "no calibration rows"

@@ -73,3 +73,20 @@ def test_a_batch_scores_each_text_as_if_alone(scorer):
     assert [a["primary_intent"] for a in scorer.classify_batch(texts)] == \
         [scorer.classify(t)["primary_intent"] for t in texts]
     assert scorer.scores_batch([]) == []
+
+
+def test_a_temperature_changes_confidences_never_the_ranking(scorer):
+    from domaintune.evaluation.label_scoring import LabelScorer
+
+    text = "Where can I eat good kebab near Taksim tonight?"
+    raw = scorer.scores(text)
+    soft = LabelScorer(scorer.model, scorer.tok, scorer.labels, scorer.system_prompt, temperature=3.0)
+    probs = soft.scores(text)
+    assert sorted(range(len(raw)), key=raw.__getitem__) == sorted(range(len(probs)), key=probs.__getitem__)
+    assert max(probs) < max(raw) and sum(probs) == pytest.approx(1.0, abs=1e-6)
+    logits = scorer.label_logits(text)  # p_i ∝ exp(logit_i / T), whatever T was
+    expected = [math.exp((x - max(logits)) / 3.0) for x in logits]
+    assert probs == pytest.approx([e / sum(expected) for e in expected], abs=1e-6)
+    assert soft.scores_batch([text])[0] == pytest.approx(probs, abs=1e-4)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        LabelScorer(scorer.model, scorer.tok, scorer.labels, scorer.system_prompt, temperature=0)

@@ -82,3 +82,11 @@ def test_unreachable_hub_model_fails_fast_with_a_way_out(in_repo_copy, root):
     assert "could not fetch 'domaintune-tests/no-such-model'" in proc.stderr
     assert "--local-dir" in proc.stderr and "set model.source to that directory" in proc.stderr
     assert not (in_repo_copy / "models").exists()
+
+
+def test_serve_unsure_must_name_a_tier_of_the_chain(root):
+    from domaintune.params import ServeParams
+
+    with pytest.raises(ValueError, match="unsure: 'classifier' is not one of the tiers' kinds"):
+        ServeParams(unsure="classifier")  # the default chain: model, keywords
+    assert ServeParams(unsure="keywords").unsure == "keywords"

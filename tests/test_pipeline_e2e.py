@@ -93,6 +93,12 @@ def test_every_metrics_file_holds_finite_numbers(repo):
     assert math.isclose(intent["scored_minus_tfidf"], intent["scored"]["accuracy"] - intent["baselines"]["tfidf"][
         "accuracy"])
     assert (repo / "models/tfidf/tfidf_weights.safetensors").exists()
+    # the temperature fitted on the calibration split is the one the test rows were scored with
+    calibration = intent["calibration"]
+    assert calibration["fitted"] and calibration["rows"] >= 12 and calibration["temperature"] > 0
+    assert intent["scored"]["temperature"] == calibration["temperature"]
+    assert calibration["nll"]["after"] <= calibration["nll"]["before"] + 1e-9
+    assert {"with_default_intent", "calibration_split"} <= intent["chain"].keys()
     latency = json.loads((repo / "metrics/latency.json").read_text())
     assert latency["classify_mode"] == "label_scoring"
     assert latency["classify_p50_ms"] < latency["generate_classify_p50_ms"]  # one pass against a decode loop

@@ -270,6 +270,18 @@ def test_low_confidence_falls_through_to_keywords_then_to_general(engine, keywor
     assert [s["reason"] for s in r.skipped] == ["low_confidence", "unavailable", "no_answer"]
 
 
+def test_unsure_rows_take_the_named_tiers_guess_and_say_so(engine, keywords):
+    tiers = _chain(engine, keywords, threshold=1.0).tiers
+    r = FallbackRouter(tiers, unsure="model").route("qwxz vvvv")  # the model below 1.0, no keyword matches
+    assert r.tier == "model" and r.result["low_confidence"] is True
+    assert r.result["primary_intent"] == engine.classify("qwxz vvvv", 2.0)["primary_intent"]
+    assert [s["reason"] for s in r.skipped] == ["low_confidence", "unavailable", "no_answer"]
+    sure = FallbackRouter(tiers, unsure="model").route("selam naber")  # keywords are sure: they answer
+    assert sure.tier == "keywords" and "low_confidence" not in sure.result
+    with pytest.raises(ValueError, match="not a tier of the chain"):
+        FallbackRouter(tiers, unsure="classifier")
+
+
 def test_a_busy_model_times_out_to_the_next_tier(engine, keywords):
     # the timeout bounds the whole answer, so it must leave room for one label-scoring pass
     # (p99 ~250 ms on a slow 2-core CPU) once the model is free again

@@ -21,7 +21,8 @@ def write_built(name: str, records: list[dict], stats: dict) -> None:
         raise ValueError(f"{name}: duplicate record ids")
     stats = {**stats, "records": len(records),
              "train": sum(r["split"] == "train" for r in records),
-             "test": sum(r["split"] == "test" for r in records)}
+             "test": sum(r["split"] == "test" for r in records),
+             "calibration": sum(r["split"] == "calibration" for r in records)}
     write_jsonl(PROCESSED / f"{name}.jsonl", records)
     write_json(PROCESSED / f"{name}.stats.json", stats)
     log.info("%s: %s", name, stats)

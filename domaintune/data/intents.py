@@ -137,16 +137,25 @@ class Templates:
 
 
 def build_intents(cfg: IntentData, seed: int) -> tuple[list[dict], dict]:
-    """Return intent records (train and test) and counts for metrics/data.json."""
+    """Return intent records (train, test and calibration) and counts for metrics/data.json.
+
+    Templates are held out by content hash (stable as templates are added): the first
+    ``heldout_template_share`` of each (intent, language) group for test, the next
+    ``calibration_template_share`` for calibration, the rest for training. Each split draws from
+    its own generator, test first: the test rows do not move when the training knobs
+    (``examples_per_intent``) or templates only training uses change.
+    """
     tpl = Templates(cfg.utterances, cfg.templates_dir)
-    r = rng(seed, "intents")
     # Held-out templates per (intents, lang) group; held-out values per slot list.
     groups: dict[tuple, list[str]] = {}
     for intents, lang, text in tpl.items:
         groups.setdefault((intents[0] if len(intents) == 1 else "multi", lang), []).append(text)
-    test_templates = set()
+    test_templates, calib_templates = set(), set()
     for texts in groups.values():
-        test_templates |= heldout(texts, cfg.heldout_template_share)
+        test = heldout(texts, cfg.heldout_template_share)
+        test_templates |= test
+        if cfg.calibration_template_share > 0:
+            calib_templates |= heldout(texts, cfg.heldout_template_share + cfg.calibration_template_share) - test
     test_values = {}
     for name, vals in tpl.slots.items():
         test_values[(name, None)] = heldout(vals, cfg.heldout_slot_share)
@@ -154,25 +163,36 @@ def build_intents(cfg: IntentData, seed: int) -> tuple[list[dict], dict]:
         for lang, vals in by_lang.items():
             test_values[(name, lang)] = heldout(vals, cfg.heldout_slot_share)
 
-    def fill(text: str, lang: str, split: str) -> str:
+    def split_of(text: str) -> str:
+        return "test" if text in test_templates else "calibration" if text in calib_templates else "train"
+
+    def fill(text: str, lang: str, split: str, r) -> str:
+        # held-out slot values never reach training; calibration fills with them too, so that its
+        # rows are as new to the model as the test rows (unseen templates and unseen values)
         def sub(m: re.Match) -> str:
             name = m.group(1)
             vals = tpl.values(name, lang)
             held = test_values[(name, None if name in tpl.slots else lang)]
-            pool = [v for v in vals if (v in held) == (split == "test")] or vals
+            pool = [v for v in vals if (v in held) == (split != "train")] or vals
             return r.choice(sorted(pool))
         return SLOT.sub(sub, text)
 
-    records, seen, duplicates = [], set(), 0
-    by_split = {"train": cfg.examples_per_intent, "test": cfg.test_examples_per_intent}
+    records, seen, duplicates, short = [], set(), Counter(), Counter()
+    by_split = {"test": cfg.test_examples_per_intent, "calibration": cfg.calibration_examples_per_intent,
+                "train": cfg.examples_per_intent}
     for split, per_intent in by_split.items():
+        r = rng(seed, f"intents-{split}")
+        n_split = 0
         # Stratified by intent (per_intent rows each) and by language: languages take turns across
         # the whole split, not restarting per intent, so no language is always last in line.
         turn = {"single": 0, "multi": 0}
+        pool = [x for x in tpl.items if split_of(x[2]) == split]
         for label in tpl.labels:
-            pool = [x for x in tpl.items if (x[2] in test_templates) == (split == "test")]
             single = [x for x in pool if x[0] == (label,)]
             multi = [x for x in pool if len(x[0]) > 1 and x[0][0] == label]
+            if not single:  # every group holds some templates out only when it has several
+                short[split] += per_intent
+                continue
             n_multi = round(per_intent * cfg.multi_intent_share) if multi else 0
             for k in range(per_intent):
                 kind, group = ("multi", multi) if k < n_multi else ("single", single)
@@ -184,16 +204,16 @@ def build_intents(cfg: IntentData, seed: int) -> tuple[list[dict], dict]:
                 # strata keep their size; one that stays a repeat is dropped and counted.
                 for _ in range(MAX_DRAWS):
                     intents, _, text = r.choice(cell)
-                    utterance = fill(text, lang, split)
+                    utterance = fill(text, lang, split, r)
                     key = utterance.strip().lower().strip(string.punctuation + " ")
                     if key not in seen:
                         break
                 else:
-                    duplicates += 1
+                    duplicates[split] += 1
                     continue
                 seen.add(key)
                 records.append({
-                    "id": f"intent-{split}-{len(records):05d}",
+                    "id": f"intent-{split}-{n_split:05d}",
                     "task": "intent", "lang": lang, "split": split,
                     "messages": [
                         {"role": "system", "content": SYSTEM_PROMPT},
@@ -202,16 +222,22 @@ def build_intents(cfg: IntentData, seed: int) -> tuple[list[dict], dict]:
                     ],
                     "meta": {"intent": intents[0], "all_intents": list(intents), "template": stable_hash(text)[:10]},
                 })
+                n_split += 1
     stats = {
         "labels": len(tpl.labels),
         "templates": len(tpl.items),
         "template_repeats_skipped": tpl.repeats_skipped,
         "heldout_templates": len(test_templates),
-        "duplicates_removed": duplicates,
+        "calibration_templates": len(calib_templates),
+        "duplicates_removed": sum(duplicates.values()),
+        "duplicates_removed_by_split": dict(sorted(duplicates.items())),
+        "rows_without_templates": dict(sorted(short.items())),  # an intent with no template in that split
+        "by_split": dict(sorted(Counter(x["split"] for x in records).items())),
         "by_lang": dict(sorted(Counter(x["lang"] for x in records).items())),
         # What the test split alone uses, so anyone can check that no training example saw it.
         "heldout": {
             "templates": sorted(f"{stable_hash(t)[:10]} {t}" for t in test_templates),
+            "calibration_templates": sorted(f"{stable_hash(t)[:10]} {t}" for t in calib_templates),
             "slot_values": {f"{name}.{lang}" if lang else name: sorted(vals)
                             for (name, lang), vals in sorted(test_values.items(), key=str) if vals},
         },

@@ -25,23 +25,25 @@ def content_key(row: dict) -> str:
     return stable_hash(json.dumps(row["messages"], sort_keys=True, ensure_ascii=False))
 
 
-def deduplicate(records: list[dict], threshold: float) -> tuple[list[dict], list[dict], dict]:
-    """Split into (test, train) without duplicates; test rows are kept over the train rows they match."""
-    test = sorted((x for x in records if x["split"] == "test"), key=lambda x: x["id"])
+def deduplicate(records: list[dict], threshold: float) -> tuple[list[dict], list[dict], list[dict], dict]:
+    """Split into (test, calibration, train) without duplicates. Held-out rows (test first, then
+    calibration) are kept over the later rows they match, so training never holds one of them."""
+    held = {name: sorted((x for x in records if x["split"] == name), key=lambda x: x["id"])
+            for name in ("test", "calibration")}
     train = [x for x in records if x["split"] == "train"]
-    rows = test + train
+    rows = held["test"] + held["calibration"] + train
     texts = [request_text(x) for x in rows]
     match = near_duplicates(texts, threshold, [context(x) for x in rows])
-    kept_test, kept_train = [], []
-    stats = Counter(exact=0, near=0, train_matching_test=0)
+    kept: dict[str, list[dict]] = {"test": [], "calibration": [], "train": []}
+    stats = Counter(exact=0, near=0, train_matching_test=0, train_matching_calibration=0)
     for i, (row, j) in enumerate(zip(rows, match, strict=True)):
         if j is None:
-            (kept_test if row["split"] == "test" else kept_train).append(row)
+            kept[row["split"]].append(row)
             continue
         stats["exact" if texts[i] == texts[j] else "near"] += 1
-        if row["split"] == "train" and rows[j]["split"] == "test":
-            stats["train_matching_test"] += 1
-    return kept_test, kept_train, dict(stats)
+        if row["split"] == "train" and rows[j]["split"] != "train":
+            stats[f"train_matching_{rows[j]['split']}"] += 1
+    return kept["test"], kept["calibration"], kept["train"], dict(stats)
 
 
 def _take(pool: list[dict], n: int, start: int = 0) -> list[dict]:
@@ -64,13 +66,13 @@ def split_by_shares(total: int, shares: dict[str, float]) -> dict[str, int]:
 
 def mix(records: list[dict], lengths: dict[str, int], max_length: dict[str, int], cfg: MixParams,
         seed: int) -> tuple[dict[str, list[dict]], dict]:
-    """Return the five splits and what was removed on the way.
+    """Return the splits and what was removed on the way.
 
     ``lengths`` maps record id to token length; ``max_length`` maps phase (``instruct``,
     ``specialist``) to its training ``max_length``.
     """
     r = rng(seed, "mix")
-    test, train, dups = deduplicate(records, cfg.near_dup_threshold)
+    test, calibration, train, dups = deduplicate(records, cfg.near_dup_threshold)
 
     def fits(x: dict, phase: str) -> bool:
         return lengths[x["id"]] <= max_length[phase]
@@ -113,6 +115,7 @@ def mix(records: list[dict], lengths: dict[str, int], max_length: dict[str, int]
         "specialist_train": specialist_train,
         "specialist_val": domain_val + general_val_s[:n_gval_s],
         "test": test,
+        "calibration": calibration,   # stage calibrate fits the label probabilities' temperature on it
         "guard": [x for x in train if x["task"] == "probe"],  # watched by the training guard, never trained on
     }
     return splits, {

@@ -7,7 +7,9 @@ first tokens are told apart by also scoring the shared tokens (the label trie's 
 points), in the same forward pass: those positions see the query and their own branch only
 (a 4-D attention mask). Tokens no other label shares are taken as given. The result is a
 probability distribution over the labels (it sums to 1), so its confidence can be
-calibrated; ``generate`` would spend ~20 decoding steps to print the same JSON.
+calibrated: ``temperature`` (fitted on held-out phrasings by the ``calibrate`` stage) divides the
+label log-likelihoods before they are normalized. ``generate`` would spend ~20 decoding steps to
+print the same JSON.
 
 The system prompt is the same for every query: its KV cache is computed once and each query
 runs only its own tokens, then the cache is cut back to the shared prefix.
@@ -25,6 +27,13 @@ from transformers import DynamicCache
 ANSWER_OPEN = '{"primary_intent": "'
 
 
+def softmax(logits: list[float], temperature: float = 1.0) -> list[float]:
+    m = max(logits)
+    exp = [math.exp((t - m) / temperature) for t in logits]
+    z = sum(exp)
+    return [e / z for e in exp]
+
+
 def common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):
@@ -35,9 +44,13 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class LabelScorer:
-    def __init__(self, model, tok, labels: list[str], system_prompt: str | None, multi_threshold: float = 0.25):
+    def __init__(self, model, tok, labels: list[str], system_prompt: str | None, multi_threshold: float = 0.25,
+                 temperature: float = 1.0):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
         self.model, self.tok, self.labels = model, tok, list(labels)
         self.system_prompt = system_prompt
+        self.temperature = float(temperature)
         self.multi_threshold = multi_threshold
         self.device = next(model.parameters()).device
         # Where each label's tokens start: tokenize the whole answer, so boundary merges are honoured.
@@ -107,8 +120,8 @@ class LabelScorer:
             positions.append(n_shared + q - 1 + len(node))
         return mask, positions
 
-    def _probs(self, logits: torch.Tensor) -> list[float]:
-        """Label probabilities from the logits kept at the query's last token and the branch nodes."""
+    def _label_logits(self, logits: torch.Tensor) -> list[float]:
+        """Each label's log-likelihood, from the logits kept at the query's last token and the branch nodes."""
         logp = torch.log_softmax(logits.float(), dim=-1)
         where = {(): 0, **{node: i + 1 for i, node in enumerate(n for n in self.nodes if n in self.branches)}}
         totals = []
@@ -119,18 +132,18 @@ class LabelScorer:
                 if prefix == () or prefix in self.branches:
                     s += float(logp[where[prefix], ids[i]])
             totals.append(s)
-        m = max(totals)
-        exp = [math.exp(t - m) for t in totals]
-        z = sum(exp)
-        return [e / z for e in exp]
+        return totals
+
+    def _probs(self, logits: torch.Tensor) -> list[float]:
+        return softmax(self._label_logits(logits), self.temperature)
 
     def _keep(self, last: int) -> list[int]:
         # Logits only where a label token is scored: the LM head is a large share of a small model.
         return [last] + [last + 1 + j for j, node in enumerate(self.nodes) if node in self.branches]
 
     @torch.inference_mode()
-    def scores(self, text: str) -> list[float]:
-        """Probability of each label for ``text`` (the user message)."""
+    def label_logits(self, text: str) -> list[float]:
+        """Each label's log-likelihood for ``text`` (the user message), before the temperature."""
         query = self._query(text)
         feed = query + [node[-1] for node in self.nodes]
         mask, positions = self._layout(len(query), 0)
@@ -142,7 +155,11 @@ class LabelScorer:
                              logits_to_keep=torch.tensor(self._keep(len(query) - 1), device=self.device))
         finally:
             self.cache.crop(-len(feed))  # back to the shared prefix (transformers 5: a negative count)
-        return self._probs(out.logits[0])
+        return self._label_logits(out.logits[0])
+
+    def scores(self, text: str) -> list[float]:
+        """Probability of each label for ``text`` (the user message)."""
+        return softmax(self.label_logits(text), self.temperature)
 
     @torch.inference_mode()
     def scores_batch(self, texts: list[str]) -> list[list[float]]:
@@ -153,8 +170,12 @@ class LabelScorer:
         The shared prefix's cache is copied, not cropped: the instance keeps no state a
         concurrent :meth:`scores` could see half-changed.
         """
+        return [self._probs(row) for row in self._forward_batch(texts)]
+
+    def _forward_batch(self, texts: list[str]) -> torch.Tensor:
+        """Logits kept for each text (rows), as :meth:`scores_batch` describes."""
         if not texts:
-            return []
+            return torch.empty(0)
         queries = [self._query(t) for t in texts]
         longest = max(len(q) for q in queries)
         pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
@@ -173,7 +194,7 @@ class LabelScorer:
                          position_ids=torch.tensor(positions, device=self.device),
                          past_key_values=cache, use_cache=True,
                          logits_to_keep=torch.tensor(self._keep(longest - 1), device=self.device))
-        return [self._probs(row) for row in out.logits]
+        return out.logits
 
     def answer(self, probs: list[float]) -> dict:
         """The trained JSON answer, with the label's probability as its confidence."""

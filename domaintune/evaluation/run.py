@@ -14,13 +14,14 @@ from domaintune.evaluation.calibration import expected_calibration_error, reliab
 from domaintune.evaluation.choices import build_items, score_choices
 from domaintune.evaluation.generate import generate, load_model, prompts_for
 from domaintune.evaluation.intent import parse_intent, score_intents
-from domaintune.evaluation.label_scoring import LabelScorer
+from domaintune.evaluation.label_scoring import LabelScorer, softmax
 from domaintune.evaluation.latency import measure_latency, percentile
 from domaintune.evaluation.perplexity import perplexity
 from domaintune.evaluation.questions import Questions, load_questions
 from domaintune.evaluation.retention import score_probes
 from domaintune.evaluation.sampling import intent_rows
 from domaintune.evaluation.sampling import sample as _sample
+from domaintune.evaluation.temperature import system_prompt
 from domaintune.evaluation.timing import StepTimer
 from domaintune.evaluation.tools import answer_turn, call_turn, score_grounding, score_tool_calls
 from domaintune.evaluation.travel import plan_request, score_answer, score_travel
@@ -47,23 +48,20 @@ def _calibration(outputs: list[str], records: list[dict], labels: list[str]) -> 
     return expected_calibration_error(conf, correct), reliability(conf, correct)
 
 
-def _system_prompt(records: list[dict]) -> str | None:
-    prompts = {r["messages"][0]["content"] for r in records if r["messages"][0]["role"] == "system"}
-    if len(prompts) > 1:
-        raise ValueError("intent test rows carry different system prompts; label scoring needs one")
-    return prompts.pop() if prompts else None
-
-
-def classify_by_scoring(model, tok, records: list[dict], labels: list[str]) -> tuple[list[str], list[float]]:
-    """The fast path's JSON answers and each query's latency in ms."""
-    scorer = LabelScorer(model, tok, labels, _system_prompt(records))
+def classify_by_scoring(model, tok, records: list[dict], labels: list[str],
+                        temperature: float = 1.0) -> tuple[list[str], list[float], list[list[float]]]:
+    """The fast path's JSON answers (confidences at ``temperature``), each query's latency in ms,
+    and each query's label log-likelihoods (to compare with the uncalibrated confidences)."""
+    scorer = LabelScorer(model, tok, labels, system_prompt(records), temperature=temperature)
     scorer.classify(records[0]["messages"][-2]["content"])  # warm-up
-    outs, times = [], []
+    outs, times, logits = [], [], []
     for r in records:
         t = time.perf_counter()
-        outs.append(scorer.classify_json(r["messages"][-2]["content"]))
+        row = scorer.label_logits(r["messages"][-2]["content"])
+        outs.append(json.dumps(scorer.answer(softmax(row, temperature))))
         times.append((time.perf_counter() - t) * 1000)
-    return outs, times
+        logits.append(row)
+    return outs, times, logits
 
 
 def score_tools(model, tok, test: list[dict], p: Params) -> dict:
@@ -125,8 +123,9 @@ def _general_answers(model, tok, questions, p: Params) -> list[dict]:
 
 
 def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params,
-                   tasks: Iterable[str] = EVAL_TASKS) -> dict:
+                   tasks: Iterable[str] = EVAL_TASKS, temperature: float = 1.0) -> dict:
     """Score one model on ``tasks`` (default: all of them); the result has a key per task run.
+    ``temperature`` (the ``calibrate`` stage's) scales label scoring's probabilities.
     Base and stage 1 run ``eval.reference_tasks`` only: their numbers change only with the base
     model, and a 135M base writes no intent JSON and calls no tool, so generating them costs
     minutes of every fresh `dvc repro` to print zeros."""
@@ -151,19 +150,26 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params,
         outputs["intent"] = timed("intent_generate", generate, model, tok, intent_prompts, e.max_new_tokens,
                                   e.batch_size)
     if "intent_scoring" in tasks:
-        outputs["intent_scored"], scored_ms = timed("intent_scoring", classify_by_scoring, model, tok, intents,
-                                                    labels)
+        outputs["intent_scored"], scored_ms, scored_logits = timed(
+            "intent_scoring", classify_by_scoring, model, tok, intents, labels, temperature)
     for key, outs in outputs.items():
         ece, bins = _calibration(outs, intents, labels)
         out[key] = {**score_intents(outs, intents, labels), "ece": ece, "reliability": bins}
         samples[key] = _samples(intents, outs)
+    if "intent_scoring" in tasks:
+        raw = [json.dumps({"primary_intent": (best := labels[max(range(len(labels)), key=row.__getitem__)]),
+                           "confidence": max(softmax(row)), "all_intents": [best]}) for row in scored_logits]
+        out["intent_scored"].update({"temperature": temperature,
+                                     "ece_uncalibrated": _calibration(raw, intents, labels)[0]})
     if len(outputs) == 2:
         out["predictions"] = [
             {"id": r["id"], "actual": r["meta"]["intent"],
              "generate": (parse_intent(g, labels) or {}).get("primary_intent", "<invalid>"),
              "scored": json.loads(s)["primary_intent"], "scored_confidence": json.loads(s)["confidence"],
+             "scored_logits": [round(x, 4) for x in row],  # label log-likelihoods, INTENTS order
              "lang": r["lang"]}
-            for r, g, s in zip(intents, outputs["intent"], outputs["intent_scored"], strict=True)]
+            for r, g, s, row in zip(intents, outputs["intent"], outputs["intent_scored"], scored_logits,
+                                    strict=True)]
     if "choices" in tasks:
         items = _sample(build_items(e.choices, e.choices_generated, p.seed), e.choices_examples, p.seed,
                         "eval-choices")

@@ -34,6 +34,8 @@ def summarize(evals: dict[str, dict], retention_min: float, baselines: dict | No
     intent = {k: v for k, v in final["intent"].items() if k != "reliability"}
     # the fast path (label likelihoods): what serving uses, and what every model is scored on
     intent["scored"] = {k: scored[k] for k in HEADLINE + ("per_intent", "per_language")}
+    # the temperature the calibrate stage fitted, and the ECE the raw probabilities had on the same rows
+    intent["scored"].update({k: scored[k] for k in ("temperature", "ece_uncalibrated") if k in scored})
     intent["scored_gain"] = scored["accuracy"] - base["intent_scored"]["accuracy"]
     for name in ("base", "instruct"):
         if name in evals:  # laid out like the final model's: free generation (if it ran) with `scored` inside

@@ -16,11 +16,13 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
 from domaintune.classifiers.keywords import KeywordFileError
+from domaintune.evaluation.temperature import load_temperature
 from domaintune.params import Params, ParamsError, ServeParams, load_params
 from domaintune.serving.engine import ModelEngine, ModelNotFound
 
@@ -29,6 +31,8 @@ def _config(args: argparse.Namespace) -> ServeParams:
     cfg = load_params(args.params).serve
     update = {k: v for k, v in (("model_dir", args.model), ("host", getattr(args, "host", None)),
                                 ("port", getattr(args, "port", None))) if v is not None}
+    if args.model is not None and Path(args.model) != Path(cfg.model_dir):
+        update["calibration"] = None  # serve.calibration is serve.model_dir's; --set calibration=FILE for this one
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or key not in ServeParams.model_fields:
@@ -63,7 +67,8 @@ def _classify(cfg: ServeParams, texts: list[str]) -> None:
     from domaintune.serving.tiers import build_router
 
     # one user, one text at a time: nothing to batch
-    router = build_router(cfg, ModelEngine(cfg.model_dir, cfg.inference, cfg.compile))
+    router = build_router(cfg, ModelEngine(cfg.model_dir, cfg.inference, cfg.compile,
+                                           temperature=load_temperature(cfg.calibration)))
     for text in texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]:
         print(json.dumps(router.route(text).as_json(), ensure_ascii=False), flush=True)
 

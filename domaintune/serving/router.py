@@ -50,25 +50,38 @@ class Routed:
 
 
 class FallbackRouter:
-    def __init__(self, tiers: list[Tier], default_intent: str = "general"):
+    """``unsure``: when every tier answered below its threshold, the answer of the tier of that name
+    (marked ``low_confidence``) instead of ``default_intent``; ``default_intent`` stays the answer
+    when no tier answered at all (unavailable, timed out, invalid, no match)."""
+
+    def __init__(self, tiers: list[Tier], default_intent: str = "general", unsure: str | None = None):
         if default_intent not in INTENTS:
             raise ValueError(f"default_intent {default_intent!r} is not one of {list(INTENTS)}")
+        if unsure is not None and unsure not in {t.name for t in tiers}:
+            raise ValueError(f"unsure {unsure!r} is not a tier of the chain ({', '.join(t.name for t in tiers)})")
         self.tiers = tiers
         self.default_intent = default_intent
+        self.unsure = unsure
 
     def route(self, text: str) -> Routed:
         skipped: list[dict] = []
+        unsure_answer = None
         for tier in self.tiers:
             answer = self._try(tier, text)
             if isinstance(answer, dict):
                 return Routed(answer, tier.name, skipped)
-            reason, detail = answer
+            reason, detail, *low = answer
             skipped.append({"tier": tier.name, "reason": reason, "detail": detail})
+            if low and tier.name == self.unsure:
+                unsure_answer = low[0]
+        if unsure_answer is not None:
+            return Routed({**unsure_answer, "low_confidence": True}, self.unsure, skipped)
         fallback = {"primary_intent": self.default_intent, "confidence": 0.0, "all_intents": [self.default_intent]}
         return Routed(fallback, "default", skipped)
 
-    def _try(self, tier: Tier, text: str) -> dict | tuple[str, str]:
-        """The tier's answer, or why it was skipped: (reason code, detail)."""
+    def _try(self, tier: Tier, text: str) -> dict | tuple:
+        """The tier's answer, or why it was skipped: (reason code, detail), and for a confidence
+        below the threshold the answer too."""
         if not tier.available:
             return "unavailable", tier.why_unavailable
         t = time.perf_counter()
@@ -90,5 +103,5 @@ class FallbackRouter:
                 or any(i not in INTENTS for i in out["all_intents"])):
             return "invalid_output", json.dumps(out)[:200]
         if out["confidence"] < tier.threshold:
-            return "low_confidence", f"{out['confidence']:.3f} < {tier.threshold}"
+            return "low_confidence", f"{out['confidence']:.3f} < {tier.threshold}", out
         return out

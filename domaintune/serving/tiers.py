@@ -47,4 +47,4 @@ def build_router(cfg: ServeParams, engine: ModelEngine | None) -> FallbackRouter
                 log.warning("tier %s unavailable: %s", spec.kind, e)
                 tier.available, tier.why_unavailable = False, str(e)
         tiers.append(tier)
-    return FallbackRouter(tiers, cfg.default_intent)
+    return FallbackRouter(tiers, cfg.default_intent, cfg.unsure)
