@@ -105,7 +105,9 @@ def test_every_metrics_file_holds_finite_numbers(repo):
     # timed as served: the configuration is named, and the micro-batches were timed too
     from domaintune.modeling.cpu_inference import resolve
     # serve.inference: auto is bf16 on a CPU with AMX, fp32 on one without
-    assert latency["served"] == {"inference": resolve("auto"), "compile": False, "batch_max": 8}
+    # and with the temperature the calibrate stage fitted (serve.calibration)
+    assert latency["served"] == {"inference": resolve("auto"), "compile": False, "batch_max": 8,
+                                 "temperature": intent["calibration"]["temperature"]}
     assert latency["classify_queries"] == 16 and latency["classify_batched_per_s"] > 0
     for plot in ("confusion", "confusion_scored", "reliability_generate", "reliability_scored"):
         assert (repo / "plots" / f"{plot}.csv").read_text().count("\n") >= 2, plot

@@ -439,5 +439,5 @@ def test_served_latency_names_its_configuration(batched_server, engine):
     assert batched["served"]["batch_max"] == 8 and batched["classify_queries"] == 8
     assert batched["classify_p50_ms"] <= batched["classify_p95_ms"] and batched["classify_batched_per_s"] > 0
     single = measure_served(engine, BURST[:4], rounds=1)
-    assert single["served"] == {"inference": "fp32", "compile": False, "batch_max": 1}
+    assert single["served"] == {"inference": "fp32", "compile": False, "batch_max": 1, "temperature": 1.0}
     assert "classify_batched_per_s" not in single
