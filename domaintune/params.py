@@ -227,6 +227,24 @@ REFERENCE_REQUIRED = ("intent_scoring", "choices", "probes", "perplexity")
 STAGE1_REQUIRED = ("intent_scoring",)
 
 
+class IntentHeadParams(Strict):
+    enabled: bool = Field(True, description="fit a linear intent head on each model's hidden states (stage "
+                          "intent_head); false: label scoring reads the LM head")
+    layers: list[int] = Field(default_factory=lambda: list(range(0, 31, 3)), min_length=1,
+                              description="hidden_states indices (0: embeddings) mean-pooled into its features")
+    c: float = Field(0.03, gt=0, description="inverse L2 strength of the logistic regression")
+    models: list[Literal["base", "instruct", "specialist"]] = Field(
+        default_factory=lambda: ["specialist"], description="the models that get a head (~3 min each on 2 CPU "
+        "cores); the others' label scoring reads their LM head")
+
+    @field_validator("layers")
+    @classmethod
+    def _layers_valid(cls, v: list[int]) -> list[int]:
+        if any(i < 0 for i in v) or len(set(v)) != len(v):
+            raise ValueError(f"layers must be distinct indices >= 0, got {v}")
+        return v
+
+
 class EvalParams(Strict):
     intent_examples: PosInt
     probe_examples: PosInt
@@ -248,6 +266,7 @@ class EvalParams(Strict):
     baselines: BaselineParams = Field(default_factory=BaselineParams)
     calibrate: bool = Field(True, description="fit label scoring's temperature on the calibration split "
                             "(stage calibrate); false: temperature 1, the raw probabilities")
+    intent_head: IntentHeadParams = Field(default_factory=IntentHeadParams)
     retention_min: Fraction = Field(0.95, description="retention (final / base probe score) the gate asks for")
     retention_action: Literal["warn", "fail"] = Field("warn", description="below retention_min: warn, or fail")
     reference_tasks: list[EvalTask] = Field(default_factory=lambda: list(EVAL_TASKS),
@@ -297,6 +316,8 @@ class KeywordTier(Strict):
 
 class ServeParams(Strict):
     model_dir: str = "models/specialist"
+    intent_head: str | None = Field("models/intent_head/specialist", description="the intent head stage "
+                                    "intent_head fitted for model_dir; null: label scoring reads the LM head")
     calibration: str | None = Field("models/calibration/specialist.json", description="the temperature stage "
                                     "calibrate fitted for model_dir; null: uncalibrated label probabilities")
     model_name: str = "domaintune-specialist"

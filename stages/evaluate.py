@@ -6,6 +6,7 @@ from domaintune.cli import run_stage
 from domaintune.evaluation.run import evaluate_model
 from domaintune.evaluation.temperature import load_temperature
 from domaintune.io import write_json
+from domaintune.modeling.intent_head import load_intent_head
 from domaintune.params import EVAL_TASKS, load_params
 from stages.phases import MODELS
 
@@ -18,8 +19,9 @@ def main() -> None:
     # the final model is scored on everything; base and stage 1 are references
     tasks = {"specialist": EVAL_TASKS, "base": p.eval.reference_tasks, "instruct": p.eval.instruct_tasks}[name]
     temperature = load_temperature(f"models/calibration/{name}.json")  # stage calibrate
+    head = load_intent_head(f"models/intent_head/{name}")  # stage intent_head; None when it is off
     write_json(f"evals/{name}.json", evaluate_model(MODELS[name], "data/processed/splits/test.jsonl", p, tasks,
-                                                    temperature))
+                                                    temperature, head))
 
 
 if __name__ == "__main__":

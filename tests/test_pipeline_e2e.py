@@ -86,13 +86,17 @@ def test_every_metrics_file_holds_finite_numbers(repo):
     assert {"accuracy", "macro_f1", "json_valid_rate", "ece", "per_intent", "per_language", "base", "instruct",
             "scored", "scored_gain"} <= intent.keys()
     # base and stage 1 ran eval.reference_tasks: label scoring, not free generation
-    assert intent["base"].keys() == {"scored"} and "accuracy" in intent["instruct"]["scored"]
+    assert intent["base"].keys() <= {"scored", "scored_lm"} and "accuracy" in intent["instruct"]["scored"]
     assert intent["scored"]["json_valid_rate"] == 1.0  # label scoring always answers in the schema
     # the baselines and the served chain, on the same rows, beside the model
     assert {"tfidf", "keywords"} <= intent["baselines"].keys() and 0 <= intent["chain"]["accuracy"] <= 1
     assert math.isclose(intent["scored_minus_tfidf"], intent["scored"]["accuracy"] - intent["baselines"]["tfidf"][
         "accuracy"])
     assert (repo / "models/tfidf/tfidf_weights.safetensors").exists()
+    # label scoring read the intent head fitted on the intent training rows; the LM head alone is kept beside it
+    fit = json.loads((repo / "models/intent_head/specialist/fit.json").read_text())
+    assert fit["enabled"] and fit["rows"] > 0 and (repo / "models/intent_head/specialist/head.safetensors").exists()
+    assert intent["scored"]["head"] is True and 0 <= intent["scored_lm"]["accuracy"] <= 1
     # the temperature fitted on the calibration split is the one the test rows were scored with
     calibration = intent["calibration"]
     assert calibration["fitted"] and calibration["rows"] >= 12 and calibration["temperature"] > 0
@@ -107,7 +111,7 @@ def test_every_metrics_file_holds_finite_numbers(repo):
     # serve.inference: auto is bf16 on a CPU with AMX, fp32 on one without
     # and with the temperature the calibrate stage fitted (serve.calibration)
     assert latency["served"] == {"inference": resolve("auto"), "compile": False, "batch_max": 8,
-                                 "temperature": intent["calibration"]["temperature"]}
+                                 "temperature": intent["calibration"]["temperature"], "intent_head": True}
     assert latency["classify_queries"] == 16 and latency["classify_batched_per_s"] > 0
     for plot in ("confusion", "confusion_scored", "reliability_generate", "reliability_scored"):
         assert (repo / "plots" / f"{plot}.csv").read_text().count("\n") >= 2, plot

@@ -64,7 +64,9 @@ def _cfg(real_model, root, classifier="/nonexistent/tfidf", **kw) -> ServeParams
     tiers = [ModelTier(kind="model", threshold=0.0), ModelTier(kind="second_model"),
              ClassifierTier(kind="classifier", model_dir=str(classifier)),
              KeywordTier(kind="keywords", file=str(root / "data/raw/serving/intent_keywords.yaml"))]
-    return ServeParams(model_dir=str(real_model), model_name=NAME, tiers=tiers, **kw)
+    # the base model has neither the specialist's temperature nor its intent head
+    return ServeParams(model_dir=str(real_model), model_name=NAME, tiers=tiers,
+                       **{"calibration": None, "intent_head": None, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -439,5 +441,6 @@ def test_served_latency_names_its_configuration(batched_server, engine):
     assert batched["served"]["batch_max"] == 8 and batched["classify_queries"] == 8
     assert batched["classify_p50_ms"] <= batched["classify_p95_ms"] and batched["classify_batched_per_s"] > 0
     single = measure_served(engine, BURST[:4], rounds=1)
-    assert single["served"] == {"inference": "fp32", "compile": False, "batch_max": 1, "temperature": 1.0}
+    assert single["served"] == {"inference": "fp32", "compile": False, "batch_max": 1, "temperature": 1.0,
+                                "intent_head": False}
     assert "classify_batched_per_s" not in single

@@ -11,6 +11,10 @@ calibrated: ``temperature`` (fitted on held-out phrasings by the ``calibrate`` s
 label log-likelihoods before they are normalized. ``generate`` would spend ~20 decoding steps to
 print the same JSON.
 
+With an intent ``head`` (``domaintune/modeling/intent_head.py``) the label log-likelihoods come
+from a linear head on the same pass's hidden states instead of the LM head; everything after
+(temperature, answer, batching) is unchanged.
+
 The system prompt is the same for every query: its KV cache is computed once and each query
 runs only its own tokens, then the cache is cut back to the shared prefix.
 """
@@ -21,8 +25,11 @@ import copy
 import json
 import math
 
+import numpy as np
 import torch
 from transformers import DynamicCache
+
+from domaintune.modeling.intent_head import IntentHead
 
 ANSWER_OPEN = '{"primary_intent": "'
 
@@ -45,9 +52,12 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 class LabelScorer:
     def __init__(self, model, tok, labels: list[str], system_prompt: str | None, multi_threshold: float = 0.25,
-                 temperature: float = 1.0):
+                 temperature: float = 1.0, head: IntentHead | None = None):
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
+        if head is not None and list(head.labels) != list(labels):
+            raise ValueError(f"the intent head was fitted for labels {head.labels}, not {list(labels)}")
+        self.head = head
         self.model, self.tok, self.labels = model, tok, list(labels)
         self.system_prompt = system_prompt
         self.temperature = float(temperature)
@@ -134,9 +144,6 @@ class LabelScorer:
             totals.append(s)
         return totals
 
-    def _probs(self, logits: torch.Tensor) -> list[float]:
-        return softmax(self._label_logits(logits), self.temperature)
-
     def _keep(self, last: int) -> list[int]:
         # Logits only where a label token is scored: the LM head is a large share of a small model.
         return [last] + [last + 1 + j for j, node in enumerate(self.nodes) if node in self.branches]
@@ -144,6 +151,8 @@ class LabelScorer:
     @torch.inference_mode()
     def label_logits(self, text: str) -> list[float]:
         """Each label's log-likelihood for ``text`` (the user message), before the temperature."""
+        if self.head is not None:
+            return self.batch_label_logits([text])[0]
         query = self._query(text)
         feed = query + [node[-1] for node in self.nodes]
         mask, positions = self._layout(len(query), 0)
@@ -170,12 +179,39 @@ class LabelScorer:
         The shared prefix's cache is copied, not cropped: the instance keeps no state a
         concurrent :meth:`scores` could see half-changed.
         """
-        return [self._probs(row) for row in self._forward_batch(texts)]
+        return [softmax(row, self.temperature) for row in self.batch_label_logits(texts)]
 
-    def _forward_batch(self, texts: list[str]) -> torch.Tensor:
-        """Logits kept for each text (rows), as :meth:`scores_batch` describes."""
+    @torch.inference_mode()
+    def batch_label_logits(self, texts: list[str]) -> list[list[float]]:
+        """:meth:`label_logits` of several texts in one forward pass (the head's, if there is one)."""
         if not texts:
-            return torch.empty(0)
+            return []
+        if self.head is not None:
+            return self.head.log_proba(self.features(texts, self.head.layers)).tolist()
+        return [self._label_logits(row) for row in self._forward_batch(texts).logits]
+
+    @torch.inference_mode()
+    def features(self, texts: list[str], layers: list[int]) -> np.ndarray:
+        """What an intent head reads: each text's hidden states at ``layers`` (0: the embeddings),
+        mean-pooled over the query's own tokens (not the shared system prefix, not padding), concatenated."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        n_layers = self.model.config.num_hidden_layers
+        bad = [i for i in layers if not 0 <= i <= n_layers]
+        if bad or not layers:
+            raise ValueError(f"intent head layers {layers}: each must lie in 0..{n_layers}")
+        out = self._forward_batch(texts, hidden=True)
+        lengths = [len(self._query(t)) for t in texts]
+        longest = max(lengths)
+        mask = torch.zeros(len(texts), longest, 1)
+        for i, q in enumerate(lengths):
+            mask[i, longest - q:] = 1.0  # left padding: each query's tokens end at the same column
+        pooled = [(out.hidden_states[i][:, :longest].float().cpu() * mask).sum(1) / mask.sum(1) for i in layers]
+        return torch.cat(pooled, dim=-1).numpy()
+
+    def _forward_batch(self, texts: list[str], hidden: bool = False):
+        """The model's output for each text (rows), as :meth:`scores_batch` describes; with ``hidden``,
+        every layer's hidden states too."""
         queries = [self._query(t) for t in texts]
         longest = max(len(q) for q in queries)
         pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
@@ -192,9 +228,9 @@ class LabelScorer:
         out = self.model(input_ids=torch.tensor(feeds, device=self.device),
                          attention_mask=torch.stack(masks)[:, None].to(self.device),
                          position_ids=torch.tensor(positions, device=self.device),
-                         past_key_values=cache, use_cache=True,
+                         past_key_values=cache, use_cache=True, output_hidden_states=hidden,
                          logits_to_keep=torch.tensor(self._keep(longest - 1), device=self.device))
-        return out.logits
+        return out
 
     def answer(self, probs: list[float]) -> dict:
         """The trained JSON answer, with the label's probability as its confidence."""

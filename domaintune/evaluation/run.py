@@ -27,6 +27,7 @@ from domaintune.evaluation.tools import answer_turn, call_turn, score_grounding,
 from domaintune.evaluation.travel import plan_request, score_answer, score_travel
 from domaintune.io import read_jsonl
 from domaintune.modeling.chat_format import prompt_text
+from domaintune.modeling.intent_head import IntentHead
 from domaintune.params import EVAL_TASKS, Params
 from domaintune.records import INTENTS
 
@@ -48,11 +49,12 @@ def _calibration(outputs: list[str], records: list[dict], labels: list[str]) -> 
     return expected_calibration_error(conf, correct), reliability(conf, correct)
 
 
-def classify_by_scoring(model, tok, records: list[dict], labels: list[str],
-                        temperature: float = 1.0) -> tuple[list[str], list[float], list[list[float]]]:
+def classify_by_scoring(model, tok, records: list[dict], labels: list[str], temperature: float = 1.0,
+                        head: IntentHead | None = None) -> tuple[list[str], list[float], list[list[float]]]:
     """The fast path's JSON answers (confidences at ``temperature``), each query's latency in ms,
-    and each query's label log-likelihoods (to compare with the uncalibrated confidences)."""
-    scorer = LabelScorer(model, tok, labels, system_prompt(records), temperature=temperature)
+    and each query's label log-likelihoods (to compare with the uncalibrated confidences); with an
+    intent ``head``, its log-probabilities stand in for the LM head's."""
+    scorer = LabelScorer(model, tok, labels, system_prompt(records), temperature=temperature, head=head)
     scorer.classify(records[0]["messages"][-2]["content"])  # warm-up
     outs, times, logits = [], [], []
     for r in records:
@@ -123,9 +125,12 @@ def _general_answers(model, tok, questions, p: Params) -> list[dict]:
 
 
 def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params,
-                   tasks: Iterable[str] = EVAL_TASKS, temperature: float = 1.0) -> dict:
+                   tasks: Iterable[str] = EVAL_TASKS, temperature: float = 1.0,
+                   head: IntentHead | None = None) -> dict:
     """Score one model on ``tasks`` (default: all of them); the result has a key per task run.
-    ``temperature`` (the ``calibrate`` stage's) scales label scoring's probabilities.
+    ``temperature`` (the ``calibrate`` stage's) scales label scoring's probabilities; with an intent
+    ``head`` (stage ``intent_head``) label scoring reads it, and ``intent_scored_lm`` keeps what the
+    LM head alone scores.
     Base and stage 1 run ``eval.reference_tasks`` only: their numbers change only with the base
     model, and a 135M base writes no intent JSON and calls no tool, so generating them costs
     minutes of every fresh `dvc repro` to print zeros."""
@@ -151,7 +156,7 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params,
                                   e.batch_size)
     if "intent_scoring" in tasks:
         outputs["intent_scored"], scored_ms, scored_logits = timed(
-            "intent_scoring", classify_by_scoring, model, tok, intents, labels, temperature)
+            "intent_scoring", classify_by_scoring, model, tok, intents, labels, temperature, head)
     for key, outs in outputs.items():
         ece, bins = _calibration(outs, intents, labels)
         out[key] = {**score_intents(outs, intents, labels), "ece": ece, "reliability": bins}
@@ -159,8 +164,11 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params,
     if "intent_scoring" in tasks:
         raw = [json.dumps({"primary_intent": (best := labels[max(range(len(labels)), key=row.__getitem__)]),
                            "confidence": max(softmax(row)), "all_intents": [best]}) for row in scored_logits]
-        out["intent_scored"].update({"temperature": temperature,
+        out["intent_scored"].update({"temperature": temperature, "head": head is not None,
                                      "ece_uncalibrated": _calibration(raw, intents, labels)[0]})
+        if head is not None:  # what the LM head alone reads off the same model (no temperature)
+            lm_outs, _, _ = timed("intent_scoring_lm", classify_by_scoring, model, tok, intents, labels)
+            out["intent_scored_lm"] = score_intents(lm_outs, intents, labels)
     if len(outputs) == 2:
         out["predictions"] = [
             {"id": r["id"], "actual": r["meta"]["intent"],

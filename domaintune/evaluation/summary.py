@@ -35,13 +35,17 @@ def summarize(evals: dict[str, dict], retention_min: float, baselines: dict | No
     # the fast path (label likelihoods): what serving uses, and what every model is scored on
     intent["scored"] = {k: scored[k] for k in HEADLINE + ("per_intent", "per_language")}
     # the temperature the calibrate stage fitted, and the ECE the raw probabilities had on the same rows
-    intent["scored"].update({k: scored[k] for k in ("temperature", "ece_uncalibrated") if k in scored})
+    intent["scored"].update({k: scored[k] for k in ("temperature", "ece_uncalibrated", "head") if k in scored})
+    if "intent_scored_lm" in final:  # the same model's LM head alone, where an intent head is served
+        intent["scored_lm"] = {k: final["intent_scored_lm"][k] for k in ("accuracy", "macro_f1", "per_language")}
     intent["scored_gain"] = scored["accuracy"] - base["intent_scored"]["accuracy"]
     for name in ("base", "instruct"):
         if name in evals:  # laid out like the final model's: free generation (if it ran) with `scored` inside
             e = evals[name]
             intent[name] = {**(_headline(e["intent"]) if "intent" in e else {}),
-                            "scored": _headline(e["intent_scored"])}
+                            "scored": _headline(e["intent_scored"]),
+                            **({"scored_lm": {k: e["intent_scored_lm"][k] for k in ("accuracy", "per_language")}}
+                               if "intent_scored_lm" in e else {})}
     if "intent" in base:
         intent["accuracy_gain"] = final["intent"]["accuracy"] - base["intent"]["accuracy"]
     if baselines is not None:

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from domaintune.evaluation.calibration import expected_calibration_error, fit_temperature, nll
 from domaintune.evaluation.label_scoring import LabelScorer, softmax
+from domaintune.modeling.intent_head import IntentHead
 from domaintune.records import INTENTS
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def _confidence_and_correct(logits: np.ndarray, targets: np.ndarray, t: float) -
     return [max(p) for p in probs], [int(np.argmax(p)) == y for p, y in zip(probs, targets, strict=True)]
 
 
-def calibrate(model, tok, rows: list[dict], enabled: bool = True) -> dict:
+def calibrate(model, tok, rows: list[dict], enabled: bool = True, head: IntentHead | None = None) -> dict:
     """The temperature and what it changed on ``rows`` (NLL and ECE before and after).
 
     With no rows, or ``enabled`` false, the temperature is 1 (label scoring unchanged) and the
@@ -45,7 +46,7 @@ def calibrate(model, tok, rows: list[dict], enabled: bool = True) -> dict:
     if not rows:
         log.warning("no calibration rows (data.intents.calibration_examples_per_intent is 0): temperature 1")
         return {**out, "fitted": False, "why": "no calibration rows"}
-    scorer = LabelScorer(model, tok, labels, system_prompt(rows))
+    scorer = LabelScorer(model, tok, labels, system_prompt(rows), head=head)
     logits = np.asarray([scorer.label_logits(r["messages"][-2]["content"])
                          for r in tqdm(rows, desc="calibration rows", mininterval=10)])
     targets = np.asarray([labels.index(r["meta"]["intent"]) for r in rows])
@@ -55,7 +56,7 @@ def calibrate(model, tok, rows: list[dict], enabled: bool = True) -> dict:
     predictions = [{"id": r["id"], "actual": r["meta"]["intent"], "lang": r["lang"],
                     "scored": labels[int(np.argmax(row))], "scored_confidence": round(conf, 4)}
                    for r, row, conf in zip(rows, logits, after[0], strict=True)]
-    return {**out, "temperature": t, "fitted": True, "accuracy": float(np.mean(before[1])),
+    return {**out, "temperature": t, "fitted": True, "head": head is not None, "accuracy": float(np.mean(before[1])),
             "nll": {"before": nll(logits, targets, 1.0), "after": nll(logits, targets, t)},
             "ece": {"before": expected_calibration_error(*before), "after": expected_calibration_error(*after)},
             "mean_confidence": {"before": float(np.mean(before[0])), "after": float(np.mean(after[0]))},

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from domaintune.classifiers.keywords import KeywordFileError
 from domaintune.evaluation.temperature import load_temperature
+from domaintune.modeling.intent_head import load_intent_head
 from domaintune.params import Params, ParamsError, ServeParams, load_params
 from domaintune.serving.engine import ModelEngine, ModelNotFound
 
@@ -32,7 +33,8 @@ def _config(args: argparse.Namespace) -> ServeParams:
     update = {k: v for k, v in (("model_dir", args.model), ("host", getattr(args, "host", None)),
                                 ("port", getattr(args, "port", None))) if v is not None}
     if args.model is not None and Path(args.model) != Path(cfg.model_dir):
-        update["calibration"] = None  # serve.calibration is serve.model_dir's; --set calibration=FILE for this one
+        # serve.calibration and serve.intent_head are serve.model_dir's; --set calibration=FILE for this one
+        update["calibration"] = update["intent_head"] = None
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or key not in ServeParams.model_fields:
@@ -68,7 +70,8 @@ def _classify(cfg: ServeParams, texts: list[str]) -> None:
 
     # one user, one text at a time: nothing to batch
     router = build_router(cfg, ModelEngine(cfg.model_dir, cfg.inference, cfg.compile,
-                                           temperature=load_temperature(cfg.calibration)))
+                                           temperature=load_temperature(cfg.calibration),
+                                           head=load_intent_head(cfg.intent_head)))
     for text in texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]:
         print(json.dumps(router.route(text).as_json(), ensure_ascii=False), flush=True)
 

@@ -29,6 +29,7 @@ from domaintune.evaluation.generate import load_model
 from domaintune.evaluation.label_scoring import LabelScorer
 from domaintune.evaluation.temperature import load_temperature
 from domaintune.modeling.cpu_inference import CompileCache, Variant, compiled, for_inference, resolve
+from domaintune.modeling.intent_head import IntentHead, load_intent_head
 from domaintune.params import ServeParams
 from domaintune.records import INTENTS
 from domaintune.serving.batcher import MicroBatcher
@@ -71,7 +72,8 @@ class _Cancelled(StoppingCriteria):
 class ModelEngine:
     def __init__(self, model_dir: str | Path, variant: Variant = "fp32", compile_scoring: bool = False,
                  batch_max: int = 1, batch_window_ms: float = 5.0, compile_cache: str | Path | None = None,
-                 warm_in_background: bool = False, max_chats: int = 1, temperature: float = 1.0):
+                 warm_in_background: bool = False, max_chats: int = 1, temperature: float = 1.0,
+                 head: IntentHead | None = None):
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").is_file():
             raise ModelNotFound(f"{model_dir}: no model here (config.json missing); run `dvc repro` "
@@ -81,8 +83,9 @@ class ModelEngine:
         self.model = for_inference(model, variant)
         self.model_dir, self.variant = model_dir, resolve(variant)
         self.temperature = temperature  # label scoring's calibration (stage calibrate)
+        self.head = head  # the intent head (stage intent_head), read instead of the LM head
         self.scorer = LabelScorer(self.model, self.tok, list(INTENTS), SYSTEM_PROMPT,  # eager: serves at once
-                                  temperature=temperature)
+                                  temperature=temperature, head=head)
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self.max_chats = max_chats if batch_max > 1 else 1
         self.slots = threading.BoundedSemaphore(self.max_chats)  # model requests that may run at once
@@ -108,7 +111,7 @@ class ModelEngine:
         try:
             cached = self.compile_cache.load() if self.compile_cache else False
             scorer = LabelScorer(compiled(self.model), self.tok, list(INTENTS), SYSTEM_PROMPT,
-                                 temperature=self.temperature)
+                                 temperature=self.temperature, head=self.head)
             warm = ["hi", "Where can I eat good food near the old town tonight?",
                     "I have three days in the city with my family; how should I split the museums, "
                     "the markets and the best viewpoints so that we do not walk too much?"]
@@ -138,16 +141,18 @@ class ModelEngine:
     def serving(cls, cfg: ServeParams, model_dir: str | Path | None = None, background: bool = False) -> ModelEngine:
         """The engine ``serve.*`` describes: precision, compilation (and its cache) and micro-batching.
         ``background``: compile after the server is up (a server), not before returning (a benchmark).
-        ``serve.calibration`` is the temperature of ``serve.model_dir``: another ``model_dir`` goes without."""
+        ``serve.calibration`` and ``serve.intent_head`` are ``serve.model_dir``'s: another ``model_dir`` goes
+        without them."""
         own = model_dir is None or Path(model_dir) == Path(cfg.model_dir)
         return cls(model_dir or cfg.model_dir, cfg.inference, cfg.compile, cfg.batch_max, cfg.batch_window_ms,
                    cfg.compile_cache, background, cfg.max_chats,
-                   temperature=load_temperature(cfg.calibration) if own else 1.0)
+                   temperature=load_temperature(cfg.calibration) if own else 1.0,
+                   head=load_intent_head(cfg.intent_head) if own else None)
 
     def describe(self) -> dict:
         """The served configuration, as ``/health`` and the latency metrics name it."""
         out = {"inference": self.variant, "compile": self.compiled, "batch_max": self.batch_max,
-               "temperature": self.temperature}
+               "temperature": self.temperature, "intent_head": self.head is not None}
         if self.compiled:
             out["compile_s"] = self.compile_s  # None while warming
             out.update(self.compile_stats)

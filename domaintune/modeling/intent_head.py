@@ -1,0 +1,109 @@
+"""An intent head on the specialist's hidden states: multinomial logistic regression (scikit-learn)
+over the query's mean-pooled hidden states of a few decoder layers.
+
+Why: label scoring reads the intent off the LM head, which one pass of SGD over ~1,200 intent rows
+fits only loosely (the specialist is right on ~65% of its own training rows). The same forward pass
+also holds hidden states that separate the intents better; a linear head fitted to convergence on
+them (seconds, no backward pass) is the classifier layer practice puts on a causal LM
+(``AutoModelForSequenceClassification`` is one linear layer too). It replaces the label
+log-likelihoods where ``LabelScorer`` has one, so the temperature, the JSON answer, batching and
+the serving chain are the same code.
+
+Stored as safetensors (weights) with its layers and labels in the metadata: no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+FORMAT = "domaintune-intent-head-1"
+HEAD_FILE = "head.safetensors"
+
+
+@dataclass
+class IntentHead:
+    labels: list[str]
+    layers: list[int]        # hidden_states indices (0: embeddings), mean-pooled over the query's tokens
+    mean: np.ndarray         # standardization of the features (d,)
+    scale: np.ndarray
+    coef: np.ndarray         # (labels, d)
+    intercept: np.ndarray    # (labels,)
+
+    def log_proba(self, features: np.ndarray) -> np.ndarray:
+        """Log-probability of each label, rows of ``features`` (n, d) -> (n, labels)."""
+        z = ((features - self.mean) / self.scale) @ self.coef.T + self.intercept
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {k: np.ascontiguousarray(getattr(self, k), dtype=np.float32)
+                   for k in ("mean", "scale", "coef", "intercept")}
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "labels": json.dumps(self.labels),
+                                               "layers": json.dumps(self.layers)})
+        tmp.replace(path)  # never a half-written head where serving looks
+
+    @classmethod
+    def load(cls, path: str | Path) -> IntentHead:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no intent head here (run `dvc repro intent_head`)")
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path}: not an intent head (format {meta.get('format')!r}, expected {FORMAT!r})")
+        t = load_file(str(path))
+        head = cls(labels=json.loads(meta["labels"]), layers=[int(x) for x in json.loads(meta["layers"])],
+                   mean=t["mean"], scale=t["scale"], coef=t["coef"], intercept=t["intercept"])
+        d = head.mean.shape[0]
+        if head.coef.shape != (len(head.labels), d) or head.intercept.shape != (len(head.labels),):
+            raise ValueError(f"{path}: weights of shape {head.coef.shape} do not match {len(head.labels)} labels "
+                             f"and {d} features")
+        return head
+
+
+def fit_head(features: np.ndarray, targets: list[str], labels: list[str], layers: list[int], c: float,
+             seed: int) -> IntentHead:
+    """Fit the head on training rows' features; every label must occur (its row order is ``labels``)."""
+    missing = sorted(set(labels) - set(targets))
+    if missing:
+        raise ValueError(f"no training rows for intents {missing}: the head cannot learn them")
+    unknown = sorted(set(targets) - set(labels))
+    if unknown:
+        raise ValueError(f"training rows carry unknown intents {unknown}")
+    scaler = StandardScaler().fit(features)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    clf = LogisticRegression(C=c, max_iter=3000, random_state=seed)
+    clf.fit((features - scaler.mean_) / scale, np.array([labels.index(t) for t in targets]))
+    order = [list(clf.classes_).index(i) for i in range(len(labels))]
+    return IntentHead(labels=list(labels), layers=list(layers), mean=scaler.mean_.astype(np.float32),
+                      scale=scale.astype(np.float32), coef=clf.coef_[order].astype(np.float32),
+                      intercept=clf.intercept_[order].astype(np.float32))
+
+
+def load_intent_head(directory: str | Path | None) -> IntentHead | None:
+    """The head stage ``intent_head`` wrote to ``directory``; None for no directory, or where the
+    stage ran with ``eval.intent_head.enabled: false`` (its ``fit.json`` says so)."""
+    if directory is None:
+        return None
+    directory = Path(directory)
+    fit = directory / "fit.json"
+    if not fit.is_file():
+        raise FileNotFoundError(f"{fit}: no intent head fit here (run `dvc repro intent_head`, or pass "
+                                "intent_head: null to go without)")
+    try:
+        enabled = json.loads(fit.read_text())["enabled"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{fit}: not an intent head fit record ({e})") from e
+    return IntentHead.load(directory / HEAD_FILE) if enabled else None

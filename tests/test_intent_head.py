@@ -1,0 +1,120 @@
+"""The intent head: its features against a brute-force forward, its file, and label scoring through it."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from domaintune.records import INTENTS
+
+LABELS = list(INTENTS)
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from domaintune.data.intents import SYSTEM_PROMPT
+    from domaintune.evaluation.label_scoring import LabelScorer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    return LabelScorer(model, AutoTokenizer.from_pretrained(tiny_model), LABELS, SYSTEM_PROMPT)
+
+
+def separable(n_per_label: int = 6, d: int = 8, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 5, (len(LABELS), d))
+    x = np.concatenate([c + rng.normal(0, 0.5, (n_per_label, d)) for c in centers]).astype(np.float32)
+    return x, [label for label in LABELS for _ in range(n_per_label)]
+
+
+def test_features_are_the_querys_mean_hidden_states_whatever_the_padding(scorer):
+    texts = ["hi", "Where can I eat good kebab near Taksim tonight with my two kids and my parents?"]
+    layers = [0, 1, 2]
+    batch = scorer.features(texts, layers)
+    hidden = scorer.model.config.hidden_size
+    assert batch.shape == (2, hidden * len(layers))
+    for text, row in zip(texts, batch, strict=True):
+        ids = scorer._prompt_ids(text)
+        with torch.inference_mode():
+            states = scorer.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+        # The query's own tokens: after the shared system prefix, the answer opening included.
+        ref = torch.cat([states[i][0, len(scorer.shared_ids):].mean(0) for i in layers]).numpy()
+        assert row == pytest.approx(ref, abs=1e-4)
+        assert scorer.features([text], layers)[0] == pytest.approx(ref, abs=1e-4)  # alone == padded
+    with pytest.raises(ValueError, match=r"each must lie in 0\.\.2"):
+        scorer.features(texts, [3])
+
+
+def test_a_fitted_head_separates_what_is_separable_and_survives_its_file(tmp_path):
+    from domaintune.modeling.intent_head import IntentHead, fit_head
+
+    x, y = separable()
+    head = fit_head(x, y, LABELS, [1, 2], c=1.0, seed=0)
+    assert [LABELS[k] for k in head.log_proba(x).argmax(1)] == y
+    assert np.exp(head.log_proba(x)).sum(1) == pytest.approx(np.ones(len(y)), abs=1e-5)
+    head.save(tmp_path / "head.safetensors")
+    back = IntentHead.load(tmp_path / "head.safetensors")
+    assert back.labels == LABELS and back.layers == [1, 2]
+    assert back.log_proba(x) == pytest.approx(head.log_proba(x), abs=1e-5)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_bad_fits_and_bad_files_are_refused_by_name(tmp_path):
+    from safetensors.numpy import save_file
+
+    from domaintune.modeling.intent_head import IntentHead, fit_head
+
+    x, y = separable()
+    keep = [i for i, label in enumerate(y) if label != LABELS[0]]
+    with pytest.raises(ValueError, match=f"no training rows for intents \\['{LABELS[0]}'\\]"):
+        fit_head(x[keep], [y[i] for i in keep], LABELS, [1], 1.0, 0)
+    with pytest.raises(ValueError, match="unknown intents \\['flights'\\]"):
+        fit_head(x, y[:-1] + ["flights"], LABELS, [1], 1.0, 0)
+    other = tmp_path / "other.safetensors"
+    save_file({"w": np.zeros(2, np.float32)}, str(other), metadata={"format": "something-else"})
+    with pytest.raises(ValueError, match="other.safetensors: not an intent head"):
+        IntentHead.load(other)
+    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+        IntentHead.load(tmp_path / "missing.safetensors")
+
+
+def test_load_intent_head_honours_a_disabled_fit(tmp_path):
+    from domaintune.modeling.intent_head import load_intent_head
+
+    assert load_intent_head(None) is None
+    (tmp_path / "fit.json").write_text(json.dumps({"enabled": False}))
+    assert load_intent_head(tmp_path) is None
+    (tmp_path / "fit.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="fit.json: not an intent head fit record"):
+        load_intent_head(tmp_path)
+    with pytest.raises(FileNotFoundError, match="nowhere/fit.json"):
+        load_intent_head(tmp_path / "nowhere")
+
+
+def test_label_scoring_reads_the_head_in_batches_and_alone(scorer):
+    from domaintune.evaluation.label_scoring import LabelScorer
+    from domaintune.modeling.intent_head import fit_head
+    from domaintune.training.intent_head import fit_intent_head
+
+    # Every label with its own phrasings; the tiny random model's states must still tell them apart.
+    rows = [{"messages": [{"role": "user", "content": f"{label.replace('_', ' ')} please, number {i}"},
+                          {"role": "assistant", "content": "{}"}], "meta": {"intent": label}}
+            for label in LABELS for i in range(3)]
+    head, stats = fit_intent_head(scorer.model, scorer.tok, rows, LABELS, scorer.system_prompt, [1, 2], 10.0, 0)
+    assert stats["rows"] == len(rows) and stats["features"] == 2 * scorer.model.config.hidden_size
+    assert stats["train_accuracy"] >= 0.9
+    with_head = LabelScorer(scorer.model, scorer.tok, LABELS, scorer.system_prompt, temperature=2.0, head=head)
+    texts = [r["messages"][0]["content"] for r in rows[::5]]
+    batch = with_head.scores_batch(texts)
+    for text, probs in zip(texts, batch, strict=True):
+        logp = head.log_proba(scorer.features([text], [1, 2]))[0]
+        expected = [math.exp((v - logp.max()) / 2.0) for v in logp]
+        assert probs == pytest.approx([e / sum(expected) for e in expected], abs=1e-5)
+        assert with_head.scores(text) == pytest.approx(probs, abs=1e-5)
+    wrong = fit_head(*separable(), LABELS, [1], 1.0, 0)
+    wrong.labels = list(reversed(LABELS))
+    with pytest.raises(ValueError, match="fitted for labels"):
+        LabelScorer(scorer.model, scorer.tok, LABELS, scorer.system_prompt, head=wrong)
