@@ -234,7 +234,7 @@ class IntentHeadParams(Strict):
                               description="hidden_states indices (0: embeddings) mean-pooled into its features")
     c: float = Field(0.03, gt=0, description="inverse L2 strength of the logistic regression")
     models: list[Literal["base", "instruct", "specialist"]] = Field(
-        default_factory=lambda: ["specialist"], description="the models that get a head (~3 min each on 2 CPU "
+        default_factory=lambda: ["specialist"], description="the models that get a head (~2.5 min each on 2 CPU "
         "cores); the others' label scoring reads their LM head")
 
     @field_validator("layers")

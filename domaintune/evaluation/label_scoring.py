@@ -188,7 +188,7 @@ class LabelScorer:
             return []
         if self.head is not None:
             return self.head.log_proba(self.features(texts, self.head.layers)).tolist()
-        return [self._label_logits(row) for row in self._forward_batch(texts).logits]
+        return [self._label_logits(row) for row in self._forward_batch([self._query(t) for t in texts]).logits]
 
     @torch.inference_mode()
     def features(self, texts: list[str], layers: list[int]) -> np.ndarray:
@@ -200,8 +200,9 @@ class LabelScorer:
         bad = [i for i in layers if not 0 <= i <= n_layers]
         if bad or not layers:
             raise ValueError(f"intent head layers {layers}: each must lie in 0..{n_layers}")
-        out = self._forward_batch(texts, hidden=True)
-        lengths = [len(self._query(t)) for t in texts]
+        queries = [self._query(t) for t in texts]
+        out = self._forward_batch(queries, hidden=True)
+        lengths = [len(q) for q in queries]
         longest = max(lengths)
         mask = torch.zeros(len(texts), longest, 1)
         for i, q in enumerate(lengths):
@@ -209,10 +210,9 @@ class LabelScorer:
         pooled = [(out.hidden_states[i][:, :longest].float().cpu() * mask).sum(1) / mask.sum(1) for i in layers]
         return torch.cat(pooled, dim=-1).numpy()
 
-    def _forward_batch(self, texts: list[str], hidden: bool = False):
-        """The model's output for each text (rows), as :meth:`scores_batch` describes; with ``hidden``,
-        every layer's hidden states too."""
-        queries = [self._query(t) for t in texts]
+    def _forward_batch(self, queries: list[list[int]], hidden: bool = False):
+        """The model's output for each query's tokens (rows), as :meth:`scores_batch` describes; with
+        ``hidden``, every layer's hidden states too."""
         longest = max(len(q) for q in queries)
         pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         feeds, masks, positions = [], [], []
@@ -223,8 +223,8 @@ class LabelScorer:
             masks.append(mask)
             positions.append(pos)
         cache = copy.deepcopy(self.cache)
-        if len(texts) > 1:
-            cache.batch_repeat_interleave(len(texts))
+        if len(queries) > 1:
+            cache.batch_repeat_interleave(len(queries))
         out = self.model(input_ids=torch.tensor(feeds, device=self.device),
                          attention_mask=torch.stack(masks)[:, None].to(self.device),
                          position_ids=torch.tensor(positions, device=self.device),

@@ -1,10 +1,10 @@
 """An intent head on the specialist's hidden states: multinomial logistic regression (scikit-learn)
-over the query's mean-pooled hidden states of a few decoder layers.
+over the query's mean-pooled hidden states at several layers (``eval.intent_head.layers``).
 
-Why: label scoring reads the intent off the LM head, which one pass of SGD over ~1,200 intent rows
-fits only loosely (the specialist is right on ~65% of its own training rows). The same forward pass
-also holds hidden states that separate the intents better; a linear head fitted to convergence on
-them (seconds, no backward pass) is the classifier layer practice puts on a causal LM
+Why: label scoring reads the intent off the LM head, which one pass of SGD over the intent rows
+fits only loosely. The same forward pass also holds hidden states that separate the intents
+better; a linear head fitted to convergence on them (seconds, no backward pass) is the
+classifier layer practice puts on a causal LM
 (``AutoModelForSequenceClassification`` is one linear layer too). It replaces the label
 log-likelihoods where ``LabelScorer`` has one, so the temperature, the JSON answer, batching and
 the serving chain are the same code.
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -57,8 +58,6 @@ class IntentHead:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no intent head here (run `dvc repro intent_head`)")
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
         if meta.get("format") != FORMAT:
