@@ -231,7 +231,10 @@ class IntentHeadParams(Strict):
     enabled: bool = Field(True, description="fit a linear intent head on each model's hidden states (stage "
                           "intent_head); false: label scoring reads the LM head")
     layers: list[int] = Field(default_factory=lambda: list(range(0, 31, 3)), min_length=1,
-                              description="hidden_states indices (0: embeddings) mean-pooled into its features")
+                              description="hidden_states indices (0: embeddings) pooled into its features")
+    pooling: Literal["mean", "last", "mean+last"] = Field(
+        "mean", description="over the query's tokens: their mean, the last token's state (where the label is "
+        "read), or both")
     c: float = Field(0.03, gt=0, description="inverse L2 strength of the logistic regression")
     models: list[Literal["base", "instruct", "specialist"]] = Field(
         default_factory=lambda: ["specialist"], description="the models that get a head (~2.5 min each on 2 CPU "

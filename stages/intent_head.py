@@ -31,7 +31,8 @@ def main() -> None:
         return
     rows = [r for r in read_jsonl("data/processed/intents.jsonl") if r["task"] == "intent" and r["split"] == "train"]
     model, tok = load_model(MODELS[name])
-    head, stats = fit_intent_head(model, tok, rows, list(INTENTS), system_prompt(rows), cfg.layers, cfg.c, p.seed)
+    head, stats = fit_intent_head(model, tok, rows, list(INTENTS), system_prompt(rows), cfg.layers, cfg.c, p.seed,
+                                  cfg.pooling)
     head.save(out / HEAD_FILE)
     write_json(out / "fit.json", {"enabled": True, **stats})
 

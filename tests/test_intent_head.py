@@ -48,15 +48,34 @@ def test_features_are_the_querys_mean_hidden_states_whatever_the_padding(scorer)
         scorer.features(texts, [3])
 
 
+def test_last_token_pooling_reads_the_position_the_label_is_scored_from(scorer):
+    texts = ["hi", "Where can I eat good kebab near Taksim tonight with my two kids and my parents?"]
+    layers = [0, 2]
+    both = scorer.features(texts, layers, "mean+last")
+    hidden = scorer.model.config.hidden_size
+    assert both.shape == (2, 2 * hidden * len(layers))
+    assert both[:, :hidden * len(layers)] == pytest.approx(scorer.features(texts, layers), abs=1e-5)
+    last = scorer.features(texts, layers, "last")
+    assert last == pytest.approx(both[:, hidden * len(layers):], abs=1e-5)
+    for text, row in zip(texts, last, strict=True):
+        ids = scorer._prompt_ids(text)  # ends with the answer's opening: the next token is the label
+        with torch.inference_mode():
+            states = scorer.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+        assert row == pytest.approx(torch.cat([states[i][0, -1] for i in layers]).numpy(), abs=1e-4)
+    with pytest.raises(ValueError, match="pooling 'max'"):
+        scorer.features(texts, layers, "max")
+
+
 def test_a_fitted_head_separates_what_is_separable_and_survives_its_file(tmp_path):
     from domaintune.modeling.intent_head import IntentHead, fit_head
 
     x, y = separable()
-    head = fit_head(x, y, LABELS, [1, 2], c=1.0, seed=0)
+    head = fit_head(x, y, LABELS, [1, 2], c=1.0, seed=0, pooling="last")
     assert [LABELS[k] for k in head.log_proba(x).argmax(1)] == y
     assert np.exp(head.log_proba(x)).sum(1) == pytest.approx(np.ones(len(y)), abs=1e-5)
     head.save(tmp_path / "head.safetensors")
     back = IntentHead.load(tmp_path / "head.safetensors")
+    assert back.pooling == "last"
     assert back.labels == LABELS and back.layers == [1, 2]
     assert back.log_proba(x) == pytest.approx(head.log_proba(x), abs=1e-5)
     assert not list(tmp_path.glob("*.tmp"))
@@ -103,14 +122,16 @@ def test_label_scoring_reads_the_head_in_batches_and_alone(scorer):
     rows = [{"messages": [{"role": "user", "content": f"{label.replace('_', ' ')} please, number {i}"},
                           {"role": "assistant", "content": "{}"}], "meta": {"intent": label}}
             for label in LABELS for i in range(3)]
-    head, stats = fit_intent_head(scorer.model, scorer.tok, rows, LABELS, scorer.system_prompt, [1, 2], 10.0, 0)
-    assert stats["rows"] == len(rows) and stats["features"] == 2 * scorer.model.config.hidden_size
+    head, stats = fit_intent_head(scorer.model, scorer.tok, rows, LABELS, scorer.system_prompt, [1, 2], 10.0, 0,
+                                  pooling="mean+last")
+    assert stats["rows"] == len(rows) and stats["features"] == 4 * scorer.model.config.hidden_size
+    assert head.pooling == stats["pooling"] == "mean+last"
     assert stats["train_accuracy"] >= 0.9
     with_head = LabelScorer(scorer.model, scorer.tok, LABELS, scorer.system_prompt, temperature=2.0, head=head)
     texts = [r["messages"][0]["content"] for r in rows[::5]]
     batch = with_head.scores_batch(texts)
     for text, probs in zip(texts, batch, strict=True):
-        logp = head.log_proba(scorer.features([text], [1, 2]))[0]
+        logp = head.log_proba(scorer.features([text], [1, 2], "mean+last"))[0]
         expected = [math.exp((v - logp.max()) / 2.0) for v in logp]
         assert probs == pytest.approx([e / sum(expected) for e in expected], abs=1e-5)
         assert with_head.scores(text) == pytest.approx(probs, abs=1e-5)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from domaintune.modeling.intent_head import IntentHead
+from domaintune.modeling.intent_head import POOLINGS, IntentHead
 
 ANSWER_OPEN = '{"primary_intent": "'
 
@@ -187,15 +187,19 @@ class LabelScorer:
         if not texts:
             return []
         if self.head is not None:
-            return self.head.log_proba(self.features(texts, self.head.layers)).tolist()
+            return self.head.log_proba(self.features(texts, self.head.layers, self.head.pooling)).tolist()
         return [self._label_logits(row) for row in self._forward_batch([self._query(t) for t in texts]).logits]
 
     @torch.inference_mode()
-    def features(self, texts: list[str], layers: list[int]) -> np.ndarray:
+    def features(self, texts: list[str], layers: list[int], pooling: str = "mean") -> np.ndarray:
         """What an intent head reads: each text's hidden states at ``layers`` (0: the embeddings),
-        mean-pooled over the query's own tokens (not the shared system prefix, not padding), concatenated."""
+        pooled over the query's own tokens (not the shared system prefix, not padding), concatenated.
+        ``pooling``: ``mean`` over those tokens; ``last``, the last token's (the position the label is
+        read from, which has attended to the whole query); ``mean+last``, both (mean first)."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
+        if pooling not in POOLINGS:
+            raise ValueError(f"intent head pooling {pooling!r}: expected one of {list(POOLINGS)}")
         n_layers = self.model.config.num_hidden_layers
         bad = [i for i in layers if not 0 <= i <= n_layers]
         if bad or not layers:
@@ -207,8 +211,12 @@ class LabelScorer:
         mask = torch.zeros(len(texts), longest, 1)
         for i, q in enumerate(lengths):
             mask[i, longest - q:] = 1.0  # left padding: each query's tokens end at the same column
-        pooled = [(out.hidden_states[i][:, :longest].float().cpu() * mask).sum(1) / mask.sum(1) for i in layers]
-        return torch.cat(pooled, dim=-1).numpy()
+        parts = []
+        if "mean" in pooling:
+            parts += [(out.hidden_states[i][:, :longest].float().cpu() * mask).sum(1) / mask.sum(1) for i in layers]
+        if "last" in pooling:
+            parts += [out.hidden_states[i][:, longest - 1].float().cpu() for i in layers]
+        return torch.cat(parts, dim=-1).numpy()
 
     def _forward_batch(self, queries: list[list[int]], hidden: bool = False):
         """The model's output for each query's tokens (rows), as :meth:`scores_batch` describes; with

@@ -1,5 +1,5 @@
 """An intent head on the specialist's hidden states: multinomial logistic regression (scikit-learn)
-over the query's mean-pooled hidden states at several layers (``eval.intent_head.layers``).
+over the query's pooled hidden states at several layers (``eval.intent_head.layers`` and ``pooling``).
 
 Why: label scoring reads the intent off the LM head, which one pass of SGD over the intent rows
 fits only loosely. The same forward pass also holds hidden states that separate the intents
@@ -26,16 +26,18 @@ from sklearn.preprocessing import StandardScaler
 
 FORMAT = "domaintune-intent-head-1"
 HEAD_FILE = "head.safetensors"
+POOLINGS = ("mean", "last", "mean+last")  # how LabelScorer.features pools the query's tokens
 
 
 @dataclass
 class IntentHead:
     labels: list[str]
-    layers: list[int]        # hidden_states indices (0: embeddings), mean-pooled over the query's tokens
+    layers: list[int]        # hidden_states indices (0: embeddings), pooled over the query's tokens
     mean: np.ndarray         # standardization of the features (d,)
     scale: np.ndarray
     coef: np.ndarray         # (labels, d)
     intercept: np.ndarray    # (labels,)
+    pooling: str = "mean"    # one of POOLINGS
 
     def log_proba(self, features: np.ndarray) -> np.ndarray:
         """Log-probability of each label, rows of ``features`` (n, d) -> (n, labels)."""
@@ -50,7 +52,8 @@ class IntentHead:
                    for k in ("mean", "scale", "coef", "intercept")}
         tmp = path.with_suffix(path.suffix + ".tmp")
         save_file(tensors, str(tmp), metadata={"format": FORMAT, "labels": json.dumps(self.labels),
-                                               "layers": json.dumps(self.layers)})
+                                               "layers": json.dumps(self.layers),
+                                               "pooling": self.pooling})
         tmp.replace(path)  # never a half-written head where serving looks
 
     @classmethod
@@ -64,7 +67,10 @@ class IntentHead:
             raise ValueError(f"{path}: not an intent head (format {meta.get('format')!r}, expected {FORMAT!r})")
         t = load_file(str(path))
         head = cls(labels=json.loads(meta["labels"]), layers=[int(x) for x in json.loads(meta["layers"])],
-                   mean=t["mean"], scale=t["scale"], coef=t["coef"], intercept=t["intercept"])
+                   mean=t["mean"], scale=t["scale"], coef=t["coef"], intercept=t["intercept"],
+                   pooling=meta.get("pooling", "mean"))  # heads saved before pooling was a choice: mean
+        if head.pooling not in POOLINGS:
+            raise ValueError(f"{path}: pooling {head.pooling!r} is not one of {list(POOLINGS)}")
         d = head.mean.shape[0]
         if head.coef.shape != (len(head.labels), d) or head.intercept.shape != (len(head.labels),):
             raise ValueError(f"{path}: weights of shape {head.coef.shape} do not match {len(head.labels)} labels "
@@ -73,7 +79,7 @@ class IntentHead:
 
 
 def fit_head(features: np.ndarray, targets: list[str], labels: list[str], layers: list[int], c: float,
-             seed: int) -> IntentHead:
+             seed: int, pooling: str = "mean") -> IntentHead:
     """Fit the head on training rows' features; every label must occur (its row order is ``labels``)."""
     missing = sorted(set(labels) - set(targets))
     if missing:
@@ -88,7 +94,7 @@ def fit_head(features: np.ndarray, targets: list[str], labels: list[str], layers
     order = [list(clf.classes_).index(i) for i in range(len(labels))]
     return IntentHead(labels=list(labels), layers=list(layers), mean=scaler.mean_.astype(np.float32),
                       scale=scale.astype(np.float32), coef=clf.coef_[order].astype(np.float32),
-                      intercept=clf.intercept_[order].astype(np.float32))
+                      intercept=clf.intercept_[order].astype(np.float32), pooling=pooling)
 
 
 def load_intent_head(directory: str | Path | None) -> IntentHead | None:
