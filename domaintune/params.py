@@ -236,6 +236,10 @@ class IntentHeadParams(Strict):
         "mean", description="over the query's tokens: their mean, the last token's state (where the label is "
         "read), or both")
     c: float = Field(0.03, gt=0, description="inverse L2 strength of the logistic regression")
+    tfidf_weights: list[float] = Field(
+        default_factory=lambda: [0.0], min_length=1, description="candidate weights of the TF-IDF classifier's "
+        "log-probabilities added to the head's; the stage keeps the best on the calibration split ([0]: the head "
+        "alone)")
     models: list[Literal["base", "instruct", "specialist"]] = Field(
         default_factory=lambda: ["specialist"], description="the models that get a head (~2.5 min each on 2 CPU "
         "cores); the others' label scoring reads their LM head")
@@ -245,6 +249,13 @@ class IntentHeadParams(Strict):
     def _layers_valid(cls, v: list[int]) -> list[int]:
         if any(i < 0 for i in v) or len(set(v)) != len(v):
             raise ValueError(f"layers must be distinct indices >= 0, got {v}")
+        return v
+
+    @field_validator("tfidf_weights")
+    @classmethod
+    def _weights_valid(cls, v: list[float]) -> list[float]:
+        if any(w < 0 for w in v):
+            raise ValueError(f"tfidf_weights must be >= 0, got {v}")
         return v
 
 

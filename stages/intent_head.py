@@ -1,10 +1,13 @@
 """DVC stage: fit one model's intent head (a linear layer on its hidden states) on the intent
-training rows, the rows the TF-IDF baseline learns from (models/intent_head/<model>)."""
+training rows, the rows the TF-IDF baseline learns from, and blend it with that baseline (stage
+baselines' models/tfidf) at the weight that scores best on the calibration split
+(models/intent_head/<model>)."""
 
 import argparse
 import shutil
 from pathlib import Path
 
+from domaintune.classifiers.tfidf import TfidfIntentClassifier
 from domaintune.cli import run_stage
 from domaintune.evaluation.generate import load_model
 from domaintune.evaluation.temperature import system_prompt
@@ -30,9 +33,11 @@ def main() -> None:
         write_json(out / "fit.json", {"enabled": False, "why": why})
         return
     rows = [r for r in read_jsonl("data/processed/intents.jsonl") if r["task"] == "intent" and r["split"] == "train"]
+    calibration = [r for r in read_jsonl("data/processed/splits/calibration.jsonl") if r["task"] == "intent"]
+    tfidf = TfidfIntentClassifier.load("models/tfidf") if any(w > 0 for w in cfg.tfidf_weights) else None
     model, tok = load_model(MODELS[name])
     head, stats = fit_intent_head(model, tok, rows, list(INTENTS), system_prompt(rows), cfg.layers, cfg.c, p.seed,
-                                  cfg.pooling)
+                                  cfg.pooling, tfidf, calibration, cfg.tfidf_weights)
     head.save(out / HEAD_FILE)
     write_json(out / "fit.json", {"enabled": True, **stats})
 

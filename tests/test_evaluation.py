@@ -217,3 +217,17 @@ def test_calibrate_fits_on_held_out_phrasings_and_says_when_it_did_not(tiny_mode
                                                           "temperature": 1.0, "fitted": False,
                                                           "why": "eval.calibrate is false"}
     assert calibrate(model, tok, [])["why"] == "no calibration rows"
+
+
+def test_a_blended_head_is_reported_beside_the_head_alone_and_both_against_tfidf():
+    final = ev(0.9, 0.5)
+    final["intent_scored"].update({"head": True, "text_weight": 1.0})
+    final["intent_scored_head"] = {"accuracy": 0.7, "macro_f1": 0.68, "per_language": {"en": 0.7}, "per_intent": {}}
+    baselines = {name: {"accuracy": 0.6, "macro_f1": 0.6, "per_language": {}} for name in ("tfidf", "keywords")}
+    s = summarize({"base": reference_only(ev(0.1, 0.5)), "specialist": final}, 0.95, baselines)
+    intent = s["intent"]
+    assert intent["scored"]["text_weight"] == 1.0 and intent["scored_head"]["accuracy"] == 0.7
+    assert math.isclose(intent["scored_minus_tfidf"], 0.35) and math.isclose(intent["scored_head_minus_tfidf"], 0.1)
+    assert "| intent accuracy (intent head alone, no TF-IDF) |  |  | 0.700 |" in comparison_markdown(
+        {"base": reference_only(ev(0.1, 0.5)), "specialist": final}, s).splitlines()
+    assert "scored_head" not in summarize({"base": ev(0.1, 0.5), "specialist": ev(0.9, 0.5)}, 0.95)["intent"]

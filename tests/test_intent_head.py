@@ -139,3 +139,92 @@ def test_label_scoring_reads_the_head_in_batches_and_alone(scorer):
     wrong.labels = list(reversed(LABELS))
     with pytest.raises(ValueError, match="fitted for labels"):
         LabelScorer(scorer.model, scorer.tok, LABELS, scorer.system_prompt, head=wrong)
+
+
+def _tfidf(labels_of_texts: dict[str, str]):
+    from domaintune.classifiers.tfidf import TfidfIntentClassifier
+
+    return TfidfIntentClassifier(c=10.0, seed=0).fit(list(labels_of_texts), list(labels_of_texts.values()))
+
+
+def _phrasings(n_per_label: int = 6) -> list[str]:
+    return [f"{label.replace('_', ' ')} please, take {i}" for label in LABELS for i in range(n_per_label)]
+
+
+def test_a_blended_head_adds_weighted_tfidf_log_probs_and_gives_the_head_back(tmp_path):
+    from domaintune.modeling.intent_head import IntentHead, fit_head, log_softmax
+
+    x, y = separable()
+    texts = _phrasings()
+    tfidf = _tfidf(dict(zip(texts, y, strict=True)))
+    alone = fit_head(x, y, LABELS, [1, 2], c=0.05, seed=0)
+    head = IntentHead(**{**vars(alone), "text_weight": 1.5, "text_model": tfidf})
+    probs = tfidf.probabilities(texts)[:, [tfidf.labels.index(label) for label in LABELS]]
+    expected = log_softmax(alone.log_proba(x) + 1.5 * np.log(probs))
+    blended = head.log_proba(x, texts)
+    assert blended == pytest.approx(expected, abs=1e-5)
+    assert not np.allclose(blended, alone.log_proba(x), atol=1e-3)  # the TF-IDF part moved the scores
+    assert head.alone(blended, texts) == pytest.approx(alone.log_proba(x), abs=1e-5)
+    with pytest.raises(ValueError, match="pass the texts"):
+        head.log_proba(x)
+    head.save(tmp_path / "head.safetensors")
+    back = IntentHead.load(tmp_path / "head.safetensors")
+    assert back.text_weight == 1.5 and back.text_model is not None
+    assert back.log_proba(x, texts) == pytest.approx(blended, abs=1e-5)
+    alone.save(tmp_path / "alone" / "head.safetensors")
+    assert IntentHead.load(tmp_path / "alone" / "head.safetensors").text_model is None
+    with pytest.raises(ValueError, match="needs the TF-IDF classifier"):
+        IntentHead(**{**vars(alone), "text_weight": 1.0})
+    partial = _tfidf({t: label for t, label in zip(texts, y, strict=True) if label != LABELS[0]})
+    with pytest.raises(ValueError, match="the TF-IDF classifier knows labels"):
+        IntentHead(**{**vars(alone), "text_weight": 1.0, "text_model": partial})
+
+
+def test_the_blend_weight_is_the_one_that_scores_best_on_the_rows_it_is_chosen_on():
+    from domaintune.modeling.intent_head import fit_head
+    from domaintune.training.intent_head import choose_text_weight
+
+    x, y = separable()
+    texts = _phrasings()
+    tfidf = _tfidf(dict(zip(texts, y, strict=True)))  # right on these texts
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 1, x.shape).astype(np.float32)
+    # A head that reads noise: the TF-IDF part must carry the answer, so a weight above 0 wins.
+    blind = fit_head(noise, y, LABELS, [1], c=0.05, seed=0)
+    w, tried = choose_text_weight(blind, rng.normal(0, 1, x.shape).astype(np.float32), texts, y, tfidf,
+                                  [0.0, 1.0, 4.0])
+    assert w > 0 and [t["weight"] for t in tried] == [0.0, 1.0, 4.0]
+    assert max(t["accuracy"] for t in tried) == next(t["accuracy"] for t in tried if t["weight"] == w)
+    # A head that is right, and a TF-IDF that learned shuffled labels: the head alone wins.
+    shuffled = _tfidf(dict(zip(texts, rng.permutation(y).tolist(), strict=True)))
+    sharp = fit_head(x, y, LABELS, [1], c=1.0, seed=0)
+    w, tried = choose_text_weight(sharp, x, texts, y, shuffled, [0.0, 2.0, 8.0])
+    assert w == 0.0 and tried[0]["accuracy"] == 1.0
+    with pytest.raises(ValueError, match="no calibration rows"):
+        choose_text_weight(sharp, x[:0], [], [], tfidf, [0.0, 1.0])
+
+
+def test_the_stage_fit_chooses_its_blend_on_calibration_rows_and_label_scoring_serves_it(scorer):
+    from domaintune.evaluation.label_scoring import LabelScorer
+    from domaintune.training.intent_head import fit_intent_head
+
+    def rows(template: str, n: int) -> list[dict]:
+        return [{"messages": [{"role": "user", "content": template.format(label=label.replace('_', ' '), i=i)},
+                              {"role": "assistant", "content": "{}"}], "meta": {"intent": label}}
+                for label in LABELS for i in range(n)]
+
+    train, calibration = rows("{label} please, number {i}", 2), rows("could you do {label}? ({i})", 1)
+    tfidf = _tfidf({r["messages"][0]["content"]: r["meta"]["intent"] for r in train})
+    head, stats = fit_intent_head(scorer.model, scorer.tok, train, LABELS, scorer.system_prompt, [1, 2], 10.0, 0,
+                                  tfidf=tfidf, calibration_rows=calibration, text_weights=[0.0, 1.0])
+    assert stats["calibration_rows"] == len(calibration) and [t["weight"] for t in stats["text_weights"]] == [0, 1]
+    assert head.text_weight == stats["text_weight"] == min(
+        stats["text_weights"], key=lambda t: (-t["accuracy"], t["nll"], t["weight"]))["weight"]
+    blended = head if head.blended else type(head)(**{**vars(head), "text_weight": 1.0, "text_model": tfidf})
+    texts = [r["messages"][0]["content"] for r in calibration[::4]]
+    served = LabelScorer(scorer.model, scorer.tok, LABELS, scorer.system_prompt, head=blended).scores_batch(texts)
+    expected = np.exp(blended.log_proba(scorer.features(texts, [1, 2]), texts))
+    assert np.array(served) == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(ValueError, match="needs calibration rows"):
+        fit_intent_head(scorer.model, scorer.tok, train, LABELS, scorer.system_prompt, [1], 10.0, 0, tfidf=tfidf,
+                        text_weights=[1.0])

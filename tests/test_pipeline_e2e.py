@@ -97,6 +97,12 @@ def test_every_metrics_file_holds_finite_numbers(repo):
     fit = json.loads((repo / "models/intent_head/specialist/fit.json").read_text())
     assert fit["enabled"] and fit["rows"] > 0 and (repo / "models/intent_head/specialist/head.safetensors").exists()
     assert intent["scored"]["head"] is True and 0 <= intent["scored_lm"]["accuracy"] <= 1
+    # the TF-IDF blend's weight was chosen on the calibration rows among every candidate; a blended head
+    # carries its classifier, and evaluate reports the head alone beside the blend
+    assert [t["weight"] for t in fit["text_weights"]] == [0.0, 0.5, 1.0, 2.0, 4.0] and fit["calibration_rows"] > 0
+    blended = fit["text_weight"] > 0
+    assert (repo / "models/intent_head/specialist/tfidf/tfidf_weights.safetensors").exists() == blended
+    assert ("scored_head" in intent) == blended and intent["scored"].get("text_weight", 0.0) == fit["text_weight"]
     # the temperature fitted on the calibration split is the one the test rows were scored with
     calibration = intent["calibration"]
     assert calibration["fitted"] and calibration["rows"] >= 12 and calibration["temperature"] > 0

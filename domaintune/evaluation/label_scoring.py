@@ -12,8 +12,8 @@ label log-likelihoods before they are normalized. ``generate`` would spend ~20 d
 print the same JSON.
 
 With an intent ``head`` (``domaintune/modeling/intent_head.py``) the label log-likelihoods come
-from a linear head on the same pass's hidden states instead of the LM head; everything after
-(temperature, answer, batching) is unchanged.
+from a linear head on the same pass's hidden states instead of the LM head (blended with TF-IDF's
+when the head carries it); everything after (temperature, answer, batching) is unchanged.
 
 The system prompt is the same for every query: its KV cache is computed once and each query
 runs only its own tokens, then the cache is cut back to the shared prefix.
@@ -187,7 +187,7 @@ class LabelScorer:
         if not texts:
             return []
         if self.head is not None:
-            return self.head.log_proba(self.features(texts, self.head.layers, self.head.pooling)).tolist()
+            return self.head.log_proba(self.features(texts, self.head.layers, self.head.pooling), texts).tolist()
         return [self._label_logits(row) for row in self._forward_batch([self._query(t) for t in texts]).logits]
 
     @torch.inference_mode()

@@ -9,6 +9,7 @@ MODELS = (("base", "base"), ("instruct", "stage 1"), ("specialist", "final"))
 ROWS = [
     ("intent accuracy (free generation)", "intent", ("accuracy",), True),
     ("intent accuracy (label scoring)", "intent", ("scored", "accuracy"), True),
+    ("intent accuracy (intent head alone, no TF-IDF)", "intent", ("scored_head", "accuracy"), False),
     ("intent macro-F1", "intent", ("macro_f1",), True),
     ("intent JSON valid rate", "intent", ("json_valid_rate",), True),
     ("tool: right function", "tools", ("name_accuracy",), True),

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
+
 from domaintune.data.catalog import DestinationFile
 from domaintune.data.common import load_checked
 from domaintune.evaluation.calibration import expected_calibration_error, reliability
@@ -47,6 +49,12 @@ def _calibration(outputs: list[str], records: list[dict], labels: list[str]) -> 
         conf.append(float(parsed["confidence"]) if parsed else 0.0)
         correct.append(bool(parsed) and parsed["primary_intent"] == r["meta"]["intent"])
     return expected_calibration_error(conf, correct), reliability(conf, correct)
+
+
+def _untempered_answers(rows: list[list[float]], labels: list[str]) -> list[str]:
+    """The JSON answer of each row of label log-likelihoods at temperature 1."""
+    return [json.dumps({"primary_intent": (best := labels[max(range(len(labels)), key=row.__getitem__)]),
+                        "confidence": max(softmax(row)), "all_intents": [best]}) for row in rows]
 
 
 def classify_by_scoring(model, tok, records: list[dict], labels: list[str], temperature: float = 1.0,
@@ -162,10 +170,13 @@ def evaluate_model(model_dir: str | Path, test_path: str | Path, p: Params,
         out[key] = {**score_intents(outs, intents, labels), "ece": ece, "reliability": bins}
         samples[key] = _samples(intents, outs)
     if "intent_scoring" in tasks:
-        raw = [json.dumps({"primary_intent": (best := labels[max(range(len(labels)), key=row.__getitem__)]),
-                           "confidence": max(softmax(row)), "all_intents": [best]}) for row in scored_logits]
+        raw = _untempered_answers(scored_logits, labels)
         out["intent_scored"].update({"temperature": temperature, "head": head is not None,
                                      "ece_uncalibrated": _calibration(raw, intents, labels)[0]})
+        if head is not None and head.blended:  # the head alone, recovered exactly from the blend's scores
+            out["intent_scored"]["text_weight"] = head.text_weight
+            alone = head.alone(np.array(scored_logits), [r["messages"][-2]["content"] for r in intents])
+            out["intent_scored_head"] = score_intents(_untempered_answers(alone.tolist(), labels), intents, labels)
         if head is not None:  # what the LM head alone reads off the same model (no temperature)
             lm_outs, _, _ = timed("intent_scoring_lm", classify_by_scoring, model, tok, intents, labels)
             out["intent_scored_lm"] = score_intents(lm_outs, intents, labels)

@@ -35,7 +35,10 @@ def summarize(evals: dict[str, dict], retention_min: float, baselines: dict | No
     # the fast path (label likelihoods): what serving uses, and what every model is scored on
     intent["scored"] = {k: scored[k] for k in HEADLINE + ("per_intent", "per_language")}
     # the temperature the calibrate stage fitted, and the ECE the raw probabilities had on the same rows
-    intent["scored"].update({k: scored[k] for k in ("temperature", "ece_uncalibrated", "head") if k in scored})
+    intent["scored"].update({k: scored[k] for k in ("temperature", "ece_uncalibrated", "head", "text_weight")
+                             if k in scored})
+    if "intent_scored_head" in final:  # the intent head alone, where the served one is blended with TF-IDF
+        intent["scored_head"] = {k: final["intent_scored_head"][k] for k in ("accuracy", "macro_f1", "per_language")}
     if "intent_scored_lm" in final:  # the same model's LM head alone, where an intent head is served
         intent["scored_lm"] = {k: final["intent_scored_lm"][k] for k in ("accuracy", "macro_f1", "per_language")}
     intent["scored_gain"] = scored["accuracy"] - base["intent_scored"]["accuracy"]
@@ -53,6 +56,8 @@ def summarize(evals: dict[str, dict], retention_min: float, baselines: dict | No
                                for name in ("tfidf", "keywords")}
         intent["scored_minus_tfidf"] = scored["accuracy"] - baselines["tfidf"]["accuracy"]
         intent["scored_minus_keywords"] = scored["accuracy"] - baselines["keywords"]["accuracy"]
+        if "scored_head" in intent:  # the model's own reading, without the TF-IDF it is blended with
+            intent["scored_head_minus_tfidf"] = intent["scored_head"]["accuracy"] - baselines["tfidf"]["accuracy"]
     if chain is not None:
         intent["chain"] = chain
     # Retention: the final model's multiple-choice score over the base model's on the same
