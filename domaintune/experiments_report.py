@@ -20,13 +20,13 @@ from domaintune.io import atomic_path
 # (`dvc exp show --md` names a column without its file unless two files share the name.)
 KEEP = (r"^(Experiment|Created|"
         r"(metrics/intent.json:)?(scored\.accuracy|scored\.ece|scored_minus_tfidf|baselines\.tfidf\.accuracy|"
-        r"scored_lm\.accuracy|chain\.accuracy)|"
+        r"scored_lm\.accuracy|scored_head\.accuracy|chain\.accuracy)|"
         r"(metrics/retention.json:)?retention|"
         r"(metrics/tools.json:)?(call_valid_rate|name_accuracy|args_accuracy|no_call_accuracy)|"
         r"(metrics/travel.json:)?(budget_consistent_rate|named_places_mean|looping_rate)|"
         r"(params.yaml:)?(mix\.(specialist_examples|domain_shares\..*|task_passes\..*)|lora\.(r|top_layers)"
         r"|train\.specialist\.(method|learning_rate|batch_size|epochs)|data\.intents\.examples_per_intent"
-        r"|serve\.unsure|eval\.calibrate|eval\.intent_head\.(enabled|c|layers)))$")
+        r"|serve\.unsure|eval\.calibrate|eval\.intent_head\.(enabled|c|layers|tfidf_weights)))$")
 
 
 def exp_table(commits: int) -> str:
