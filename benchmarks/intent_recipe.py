@@ -85,7 +85,7 @@ def main() -> None:
                           d / "checkpoints")
         merge_adapter(args.base, d / "adapter", d / "merged")
         model, tok = load_model(d / "merged")
-        outs, _ = classify_by_scoring(model, tok, test, list(INTENTS))
+        outs, _, _ = classify_by_scoring(model, tok, test, list(INTENTS), batch_size=16)
         del model
         shutil.rmtree(d / "merged")
     s = score_intents(outs, test, list(INTENTS))

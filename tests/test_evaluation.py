@@ -219,6 +219,27 @@ def test_calibrate_fits_on_held_out_phrasings_and_says_when_it_did_not(tiny_mode
     assert calibrate(model, tok, [])["why"] == "no calibration rows"
 
 
+def test_scoring_in_batches_gives_the_one_at_a_time_answers_without_latencies(tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from domaintune.data.intents import SYSTEM_PROMPT, answer
+    from domaintune.evaluation.run import classify_by_scoring
+    from domaintune.records import INTENTS
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    texts = ["hi", "book me a taxi to the airport tomorrow at 6", "is it gonna rain tmrw in Rome",
+             "wo ist das nächste Museum", "any good sushi near the station", "ok"]
+    rows = [{"id": f"b{i}", "task": "intent", "lang": "en", "split": "test", "meta": {"intent": "greeting"},
+             "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": text},
+                          {"role": "assistant", "content": answer(["greeting"])}]} for i, text in enumerate(texts)]
+    one, ms, one_logits = classify_by_scoring(model, tok, rows, list(INTENTS), temperature=1.3)
+    many, no_ms, many_logits = classify_by_scoring(model, tok, rows, list(INTENTS), temperature=1.3, batch_size=4)
+    assert len(ms) == len(rows) and all(t > 0 for t in ms) and no_ms == []
+    assert np.allclose(one_logits, many_logits, atol=1e-4)  # two batches, one of them padded
+    assert [json.loads(a)["primary_intent"] for a in one] == [json.loads(a)["primary_intent"] for a in many]
+
+
 def test_a_blended_head_is_reported_beside_the_head_alone_and_both_against_tfidf():
     final = ev(0.9, 0.5)
     final["intent_scored"].update({"head": True, "text_weight": 1.0})

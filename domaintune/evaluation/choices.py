@@ -142,20 +142,27 @@ def choose(model, tok, items: list[dict], batch_size: int) -> list[int]:
         q_mask = torch.tensor([[1] * len(q) + [0] * (width - len(q)) for q in qs], device=device)
         mask = torch.cat([torch.ones(b, n_shared, dtype=q_mask.dtype, device=device), q_mask], 1)
         pos = (n_shared + torch.arange(width, device=device)).expand(b, width)
+        # Logits only at each question's last token (the LM head over a 49K vocabulary is a large
+        # share of a small model's pass), and the options fed without their last token, whose
+        # prediction no score reads: the same sums, about a fifth less work.
+        keep = sorted({len(q) - 1 for q in qs})
+        column = {k: j for j, k in enumerate(keep)}
         logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                       use_cache=True).logits
-        last = torch.tensor([len(q) - 1 for q in qs], device=device)
+                       use_cache=True, logits_to_keep=torch.tensor(keep, device=device)).logits
+        last = torch.tensor([column[len(q) - 1] for q in qs], device=device)
         first = torch.log_softmax(logits[torch.arange(b), last].float(), dim=-1)  # the options' first tokens
-        cache.batch_repeat_interleave(N_OPTIONS)
         opts = [tok(o, add_special_tokens=False)["input_ids"] for it in batch for o in it["options"]]
-        olen = max(map(len, opts))
-        o_ids = torch.tensor([o + [pad] * (olen - len(o)) for o in opts], device=device)
-        o_mask = torch.cat([mask.repeat_interleave(N_OPTIONS, 0),
-                            torch.tensor([[1] * len(o) + [0] * (olen - len(o)) for o in opts], device=device)], 1)
-        qlen = torch.tensor([len(q) for q in qs], device=device).repeat_interleave(N_OPTIONS)
-        o_pos = n_shared + qlen[:, None] + torch.arange(olen, device=device)[None]
-        logp = torch.log_softmax(model(input_ids=o_ids, attention_mask=o_mask, position_ids=o_pos,
-                                       past_key_values=cache, use_cache=False).logits.float(), dim=-1)
+        olen = max(len(o) - 1 for o in opts)
+        if olen:
+            cache.batch_repeat_interleave(N_OPTIONS)
+            o_ids = torch.tensor([o[:-1] + [pad] * (olen - len(o) + 1) for o in opts], device=device)
+            o_mask = torch.cat([mask.repeat_interleave(N_OPTIONS, 0),
+                                torch.tensor([[1] * (len(o) - 1) + [0] * (olen - len(o) + 1) for o in opts],
+                                             device=device)], 1)
+            qlen = torch.tensor([len(q) for q in qs], device=device).repeat_interleave(N_OPTIONS)
+            o_pos = n_shared + qlen[:, None] + torch.arange(olen, device=device)[None]
+            logp = torch.log_softmax(model(input_ids=o_ids, attention_mask=o_mask, position_ids=o_pos,
+                                           past_key_values=cache, use_cache=False).logits.float(), dim=-1)
         totals = [float(first[i // N_OPTIONS, o[0]]) + sum(float(logp[i, k - 1, o[k]]) for k in range(1, len(o)))
                   for i, o in enumerate(opts)]
         picks += [max(range(N_OPTIONS), key=lambda k, j=j: totals[j * N_OPTIONS + k]) for j in range(b)]
